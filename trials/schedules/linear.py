@@ -1,0 +1,29 @@
+"""Linear decay to a floor, default zero ("straight to zero", Bergsma et al. 2025). Horizon-dependent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from trials.schedules._base import Schedule, _check_fraction
+
+__all__ = ["Linear"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Linear(Schedule):
+    """``s = f + (1 - f)(1 - p)`` with ``p = (t - W)/(T - W)``; ``s = f`` after T."""
+
+    name: ClassVar[str] = "linear"
+    horizon_free: ClassVar[bool] = False
+    final_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_fraction("schedule.final_fraction", self.final_fraction, low_open=False, high_open=False)
+
+    def _after_warmup(self, step: int, horizon: int | None) -> float:
+        assert horizon is not None
+        p = min(1.0, (step - self.warmup) / (horizon - self.warmup))
+        f = self.final_fraction
+        return f + (1.0 - f) * (1.0 - p)
