@@ -1,0 +1,267 @@
+"""``lrsweep``: a thin command layer over the library.
+
+Every command is a small function over a library call. User mistakes (bad spec files, unknown
+sweeps, bad SQL) become ONE line on stderr and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orchestrator.ray_local  # noqa: F401  (Ray pinned to 127.0.0.1 before anything imports ray)
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from trials.errors import ConfigError
+
+    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError, IsADirectoryError, PermissionError]
+    try:
+        from orchestrator.store import StoreError
+
+        errors.append(StoreError)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import duckdb
+
+        errors.append(duckdb.Error)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def _store_of(args: argparse.Namespace) -> str:
+    if getattr(args, "store", None):
+        return args.store
+    return os.environ.get("LRSWEEP_STORE", "./lrsweep-results")
+
+
+# ---------------------------------------------------------------------------------- commands
+def cmd_plan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from orchestrator.plan_view import plan_json, render_plan
+    from orchestrator.planner import plan
+    from orchestrator.spec import load_spec
+
+    the_plan = plan(load_spec(args.spec))
+    if args.json:
+        print(plan_json(the_plan))
+    else:
+        Console().print(render_plan(the_plan))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.execution import run_sweep
+
+    outcome = run_sweep(args.spec, store=args.store, address=args.address, force=args.force,
+                        progress=not args.quiet)
+    counts: dict[str, int] = {}
+    for key, status in outcome.statuses.items():
+        if ":" not in key:
+            counts[status] = counts.get(status, 0) + 1
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new to run"
+    print(f"sweep {outcome.sweep_id}: {outcome.planned} lineages planned, {outcome.skipped} already done, "
+          f"{summary}; store {outcome.store} ({outcome.wall_time_s:.1f} s)")
+    if args.report:
+        _write_report(outcome.store, outcome.sweep_id, args.report)
+    return 1 if outcome.failed else 0
+
+
+def _write_report(store: str, sweep_id: str, out: str) -> None:
+    from orchestrator.reporting import write_sweep_report
+
+    path = write_sweep_report(store, sweep_id, out)
+    print(f"report: {path}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _write_report(_store_of(args), args.sweep, args.output)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from orchestrator.query import run_query
+
+    print(run_query(_store_of(args), args.sql, fmt=args.format))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from orchestrator.status import sweep_status
+
+    print(sweep_status(_store_of(args), args.sweep, as_json=args.json))
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from orchestrator.reporting import fit_table
+
+    print(fit_table(_store_of(args), args.sweep, as_json=args.json))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from orchestrator.reporting import export_curve
+
+    text = export_curve(_store_of(args), args.sweep, args.lineage, args.branch)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from orchestrator.store import ResultsStore
+
+    ResultsStore(_store_of(args)).compact(args.sweep)
+    print(f"compacted {args.sweep}")
+    return 0
+
+
+def cmd_trial(args: argparse.Namespace) -> int:
+    from trials.__main__ import load_lineage_file, run_and_write
+    from trials.errors import ConfigError
+
+    if args.lineage:
+        from orchestrator.planner import plan
+        from orchestrator.spec import load_spec
+
+        matches = [l for l in plan(load_spec(args.spec)).lineages if l.lineage_id.startswith(args.lineage)]
+        if len(matches) != 1:
+            raise ConfigError("--lineage", args.lineage,
+                              f"the id (or a unique prefix) of one planned lineage ({len(matches)} match; see `lrsweep plan`)")
+        spec = matches[0]
+    else:
+        spec = load_lineage_file(args.spec)
+    summary = run_and_write(spec, args.output, checkpoint_dir=args.checkpoint_dir)
+    print(f"lineage {spec.lineage_id} {summary['status']}: {summary['rows']} curve rows "
+          f"in {summary['wall_time_s']:.1f} s -> {summary['path']}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from orchestrator.jobs import submit
+
+    job_id = submit(args.spec, address=args.address, store=args.store, wait=args.wait)
+    print(job_id)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from orchestrator.jobs import job_logs
+
+    sys.stdout.write(job_logs(args.job_id, address=args.address))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from orchestrator.jobs import stop_job
+
+    print(stop_job(args.job_id, address=args.address))
+    return 0
+
+
+# ---------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lrsweep", description="Plan, run and analyse LR-schedule sweeps.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = add("plan", cmd_plan, "Show the lineages a sweep file needs and the compute saved (no training).")
+    sp.add_argument("spec")
+    sp.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    sp = add("run", cmd_run, "Run (or resume) a sweep on Ray Tune: embedded local Ray unless --address.")
+    sp.add_argument("spec")
+    sp.add_argument("--store", help="results store (path or URI); default: the spec's `store`")
+    sp.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded local Ray)")
+    sp.add_argument("--force", action="store_true", help="delete stored results the edited spec invalidates")
+    sp.add_argument("--report", metavar="HTML", help="write the HTML report when the sweep finishes")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no live progress display")
+
+    sp = add("submit", cmd_submit, "Submit `lrsweep run SPEC` to a Ray cluster as a Ray Job.")
+    sp.add_argument("spec")
+    sp.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
+    sp.add_argument("--store", help="results store as seen from the cluster")
+    sp.add_argument("--wait", action="store_true", help="wait for the job to finish")
+
+    sp = add("logs", cmd_logs, "Print a submitted job's logs.")
+    sp.add_argument("job_id")
+    sp.add_argument("--address", required=True)
+
+    sp = add("stop", cmd_stop, "Stop a submitted job.")
+    sp.add_argument("job_id")
+    sp.add_argument("--address", required=True)
+
+    for name, fn, help_ in (("status", cmd_status, "Summarise the sweeps in a store (or one sweep)."),):
+        sp = add(name, fn, help_)
+        sp.add_argument("sweep", nargs="?")
+        sp.add_argument("--store")
+        sp.add_argument("--json", action="store_true")
+
+    sp = add("query", cmd_query, "Run SQL over the store: views `curves`, `lineages`, `sweeps`, `final_losses`.")
+    sp.add_argument("sql")
+    sp.add_argument("--store")
+    sp.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    sp = add("fit", cmd_fit, "Fit scaling laws per schedule and print them.")
+    sp.add_argument("sweep")
+    sp.add_argument("--store")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("report", cmd_report, "Write the self-contained HTML report of a sweep.")
+    sp.add_argument("sweep")
+    sp.add_argument("-o", "--output", default="report.html")
+    sp.add_argument("--store")
+
+    sp = add("export", cmd_export, "Export one lineage branch's curve as step,lr,loss CSV.")
+    sp.add_argument("sweep")
+    sp.add_argument("lineage")
+    sp.add_argument("--branch", default=None)
+    sp.add_argument("--store")
+    sp.add_argument("-o", "--output")
+
+    sp = add("compact", cmd_compact, "Merge a sweep's small curve fragments.")
+    sp.add_argument("sweep")
+    sp.add_argument("--store")
+
+    sp = add("trial", cmd_trial, "Run one lineage with no Ray (a lineage TOML, or a sweep file + --lineage).")
+    sp.add_argument("spec")
+    sp.add_argument("--lineage", help="lineage id (or unique prefix) when SPEC is a sweep file")
+    sp.add_argument("-o", "--output", default="curve.csv", help="curve output (.csv or .parquet)")
+    sp.add_argument("--checkpoint-dir", help="checkpoint here and resume from it")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except _user_errors() as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"lrsweep: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lrsweep: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Submitting sweeps to a Ray cluster as Ray Jobs (``lrsweep submit|logs|stop``).
+
+The job runs ``lrsweep run SPEC --address auto`` on the cluster, with a working directory that
+holds only the sweep file. The results store must be reachable from the cluster: an absolute
+path on a shared filesystem or a URI (s3://, gs://, ...). Ray 2.60 clusters use token
+authentication (PLATFORM-NOTES.md): the client sets ``RAY_AUTH_MODE=token`` when a token file or
+``RAY_AUTH_TOKEN`` is present.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.ray_local import LOOPBACK_ENV
+
+__all__ = ["submit", "job_logs", "stop_job", "job_status"]
+
+
+def _client(address: str) -> Any:
+    if "RAY_AUTH_MODE" not in os.environ and (
+        os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").exists()
+    ):
+        os.environ["RAY_AUTH_MODE"] = "token"
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(address)
+
+
+def _store_for_cluster(spec_path: Path, store: str | None) -> str:
+    from orchestrator.spec import load_spec
+
+    root = store or str(load_spec(spec_path).store)
+    if "://" in root:
+        return root
+    path = Path(root)
+    if not path.is_absolute():
+        path = (spec_path.parent / path).resolve()
+    return str(path)
+
+
+def submit(spec_path: str | os.PathLike[str], *, address: str, store: str | None = None,
+           wait: bool = False, timeout_s: float = 3600.0) -> str:
+    """Submit the sweep; returns the job id (and waits for it to end when ``wait``)."""
+    spec_path = Path(spec_path).resolve()
+    store_root = _store_for_cluster(spec_path, store)  # validates the spec before anything is sent
+    workdir = Path(tempfile.mkdtemp(prefix="lrsweep-job-"))
+    try:
+        shutil.copy(spec_path, workdir / spec_path.name)
+        entrypoint = (f"lrsweep run {shlex.quote(spec_path.name)} --address auto --quiet "
+                      f"--store {shlex.quote(store_root)}")
+        client = _client(address)
+        job_id = client.submit_job(
+            entrypoint=entrypoint,
+            runtime_env={"working_dir": str(workdir), "env_vars": dict(LOOPBACK_ENV)},
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if wait:
+        deadline = time.monotonic() + timeout_s
+        while job_status(job_id, address=address) not in ("SUCCEEDED", "FAILED", "STOPPED"):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+    return job_id
+
+
+def job_status(job_id: str, *, address: str) -> str:
+    return str(_client(address).get_job_status(job_id).value)
+
+
+def job_logs(job_id: str, *, address: str) -> str:
+    return str(_client(address).get_job_logs(job_id))
+
+
+def stop_job(job_id: str, *, address: str) -> str:
+    stopped = _client(address).stop_job(job_id)
+    return f"{job_id}: {'stop requested' if stopped else 'not running'}"
