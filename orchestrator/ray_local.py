@@ -24,6 +24,8 @@ LOOPBACK_ENV = {
 }
 for _key, _value in LOOPBACK_ENV.items():
     os.environ.setdefault(_key, _value)
+# Not a preference: a local Ray must never listen beyond loopback, whatever the caller's env says.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 __all__ = ["LOOPBACK_ENV", "init_ray", "ray_temp_dir"]
 
