@@ -67,7 +67,8 @@ class StaleResultsError(ConfigError):
 
 
 def _check_invalidated(store: Any, sweep_id: str, lineage_ids: set[str], force: bool) -> list[str]:
-    stored = store.lineage_ids(sweep_id)
+    rows = store.read_table("lineages", sweep_id, columns=["lineage_id"])
+    stored = set(rows.column("lineage_id").to_pylist()) if rows.num_rows else set()
     orphans = sorted(stored - lineage_ids)
     if orphans and not force:
         raise StaleResultsError(
@@ -101,7 +102,7 @@ def run_sweep(
     _check_invalidated(results, sweep_id, ids, force)
     results.write_sweep(
         sweep_id, name=spec.name, spec_text=spec_path.read_text(), spec_hash=spec_hash(spec),
-        plan_json=the_plan.to_json(),
+        plan_json=the_plan.to_json(), code_version=_code_version(),
     )
     done = results.completed_lineages(sweep_id)
     todo = [l for l in lineages if l.lineage_id not in done]
@@ -118,10 +119,18 @@ def run_sweep(
             if statuses.get(lineage.lineage_id) == "failed":
                 from orchestrator.trainable import failed_rows
 
-                results.write_lineage(sweep_id, lineage.lineage_id,
-                                      failed_rows(sweep_id, lineage, statuses.get(f"{lineage.lineage_id}:error", "")))
+                results.write_lineage(sweep_id, failed_rows(sweep_id, lineage, statuses.get(f"{lineage.lineage_id}:error", "")))
     outcome.wall_time_s = time.perf_counter() - began
     return outcome
+
+
+def _code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"lrsweep {version('lrsweep')}"
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+        return "lrsweep (uninstalled)"
 
 
 def _tokens_per_step(lineage: LineageSpec) -> int:

@@ -85,7 +85,7 @@ def run_lineage_to_store(
             on_segment({"branch": segment.branch, "step": segment.end})
 
     result = run_lineage(spec, report=report, checkpointer=checkpointer)
-    store.write_lineage(sweep_id, spec.lineage_id, lineage_rows(sweep_id, spec, result))
+    store.write_lineage(sweep_id, lineage_rows(sweep_id, spec, result))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the lineages rows now mark it done
     return {"status": result.status, "steps_trained": result.steps_trained,
             "tokens_trained": result.steps_trained * result.tokens_per_step,

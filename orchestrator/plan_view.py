@@ -1,0 +1,56 @@
+"""How a :class:`~orchestrator.planner.Plan` looks to a person (a rich table) and to a program (JSON)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from orchestrator.planner import LineageCompute, Plan
+
+__all__ = ["format_count", "plan_json", "render_plan"]
+
+_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def format_count(value: float, unit: str = "") -> str:
+    """``1234567 -> "1.23M"``, ``3.1e15, "FLOP" -> "3.1 PFLOP"``: three significant digits."""
+    for scale, prefix in _PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{' ' if unit else ''}{prefix}{unit}"
+    return f"{value:.3g}{' ' if unit else ''}{unit}" if isinstance(value, float) else f"{value}{' ' if unit else ''}{unit}"
+
+
+def _branches(c: LineageCompute) -> str:
+    if c.family != "wsd":
+        return "main"
+    trunk, *forks = c.branches
+    return f"trunk {trunk.steps} + cooldowns " + ", ".join(str(b.steps) for b in forks)
+
+
+def render_plan(plan: Plan) -> Table:
+    """One row per lineage; the caption compares the planned compute with training every
+    setting x horizon from scratch."""
+    spec = plan.spec
+    table = Table(title=f"sweep {spec.name}: {len(plan.lineages)} lineages "
+                        f"(horizons in steps; given as {spec.horizons.unit})", title_justify="left")
+    for header, justify in (("lineage", "left"), ("family", "left"), ("schedule", "left"), ("optimizer", "left"),
+                            ("size", "left"), ("lr", "right"), ("seed", "right"), ("horizons", "left"),
+                            ("branches", "left"), ("tokens", "right")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for lineage, c in zip(plan.lineages, plan.compute, strict=True):
+        schedule = lineage.schedule or "-"
+        table.add_row(
+            lineage.lineage_id, c.family, schedule, lineage.optimizer, c.size, f"{lineage.peak_lr:g}",
+            str(lineage.seed), ",".join(str(h) for h in lineage.horizons), _branches(c), format_count(c.tokens),
+        )
+    table.caption = (
+        f"planned {format_count(plan.planned_tokens)} tokens, {format_count(plan.planned_flops, 'FLOP')} "
+        f"({plan.planned_steps} steps) vs naive {format_count(plan.naive_tokens)} tokens, "
+        f"{format_count(plan.naive_flops, 'FLOP')} ({plan.naive_steps} steps): saving {plan.saving:.1%}"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def plan_json(plan: Plan) -> str:
+    """The plan as indented JSON text (:meth:`Plan.to_dict`)."""
+    return plan.to_json(indent=2)
