@@ -1,0 +1,160 @@
+"""Where things live in a results store, and a consistent listing of its files.
+
+Layout::
+
+    <root>/_lrsweep.json                                   {"schema_version": 1}
+    <root>/curves/sweep_id=<id>/<lineage>__<branch>__<segment>.parquet   fragments
+    <root>/lineages/sweep_id=<id>/<lineage>__<branch>.parquet            fragments
+    <root>/<table>/sweep_id=<id>/compacted.parquet         merged fragments (see compaction.py)
+    <root>/sweeps/sweep_id=<id>/sweep.parquet
+    <root>/<table>/sweep_id=<id>/.<name>.<random>.tmp      in-flight writes, never read
+
+Key parts are encoded by :func:`key_token`, which keeps ``[A-Za-z0-9.-]`` and writes any other
+byte as ``+XX``: a token never contains ``_`` (so ``__`` separates parts unambiguously) nor
+``=`` (DuckDB's hive parser would read ``h=1000`` in a file name as a partition) nor ``/``.
+Readers take only ``*.parquet`` names not starting with ``.`` or ``_``: DuckDB's ``*`` glob
+does match dot-files, so temporary names must also not end in ``.parquet``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import pyarrow.fs as pafs
+
+from .errors import StoreError
+
+__all__ = [
+    "COMPACTED_NAME",
+    "MARKER_NAME",
+    "SWEEP_NAME",
+    "FileEntry",
+    "PartitionFiles",
+    "TableSnapshot",
+    "check_sweep_id",
+    "fragment_name",
+    "key_token",
+    "list_table",
+    "temp_path",
+]
+
+MARKER_NAME = "_lrsweep.json"
+COMPACTED_NAME = "compacted.parquet"
+SWEEP_NAME = "sweep.parquet"
+PARTITION_PREFIX = "sweep_id="
+
+_SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+_KEEP = re.compile(r"[A-Za-z0-9.-]")
+
+
+def check_sweep_id(sweep_id: str) -> str:
+    """A sweep id becomes a directory name; allow only safe characters."""
+    if not isinstance(sweep_id, str) or not _SWEEP_ID.fullmatch(sweep_id):
+        raise StoreError(
+            f"sweep_id must be letters, digits, '.' or '-' (not starting with '.' or '-'), got {sweep_id!r}"
+        )
+    return sweep_id
+
+
+def key_token(part: str, what: str) -> str:
+    """Encode one fragment-key part into a file-name-safe token (reversible, no ``_``/``=``)."""
+    if not isinstance(part, str) or not part:
+        raise StoreError(f"{what} must be a non-empty string, got {part!r}")
+    out = []
+    for i, ch in enumerate(part):
+        if _KEEP.fullmatch(ch) and not (i == 0 and ch == "."):
+            out.append(ch)
+        else:
+            out.extend(f"+{b:02X}" for b in ch.encode())
+    return "".join(out)
+
+
+def fragment_name(*parts: tuple[str, str]) -> str:
+    """``fragment_name(("lin", "lineage_id"), ("main", "branch"))`` -> ``lin__main.parquet``."""
+    return "__".join(key_token(value, what) for value, what in parts) + ".parquet"
+
+
+def temp_path(final_path: str) -> str:
+    """A sibling temp name readers skip: leading ``.``, suffix ``.tmp`` (not ``.parquet``)."""
+    directory, _, name = final_path.rpartition("/")
+    return f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    name: str
+    mtime_ns: int | None
+    size: int | None
+
+
+@dataclass
+class PartitionFiles:
+    """The readable files of one ``<table>/sweep_id=<id>`` directory at one instant."""
+
+    sweep_id: str
+    fragments: list[FileEntry] = field(default_factory=list)
+    compacted: FileEntry | None = None
+    temps: list[FileEntry] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[FileEntry]:
+        return self.fragments + ([self.compacted] if self.compacted else [])
+
+
+@dataclass
+class TableSnapshot:
+    """One listing of a table. Readers resolve compacted rows against *this* listing (never a
+    second one), so a reader racing a compaction sees each row once or gets an I/O error."""
+
+    table: str
+    base_dir: str
+    partitions: dict[str, PartitionFiles]
+
+    def paths(self) -> list[str]:
+        return [f.path for p in self.partitions.values() for f in p.files]
+
+    def live_fragments(self) -> list[tuple[str, str]]:
+        """(sweep_id, fragment name) pairs whose rows in ``compacted.parquet`` are shadowed:
+        the fragments present next to a compacted file."""
+        return [
+            (p.sweep_id, f.name)
+            for p in self.partitions.values()
+            if p.compacted is not None
+            for f in p.fragments
+        ]
+
+
+def list_table(
+    fs: pafs.FileSystem, base_dir: str, table: str, sweep_id: str | None
+) -> TableSnapshot:
+    """List ``<base_dir>/<table>`` (one partition if ``sweep_id``) in a single pass."""
+    table_dir = f"{base_dir}/{table}"
+    where = f"{table_dir}/{PARTITION_PREFIX}{sweep_id}" if sweep_id else table_dir
+    infos = fs.get_file_info(pafs.FileSelector(where, recursive=True, allow_not_found=True))
+    partitions: dict[str, PartitionFiles] = {}
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        rel = info.path[len(table_dir) + 1 :]
+        parts = rel.split("/")
+        if len(parts) != 2 or not parts[0].startswith(PARTITION_PREFIX):
+            continue
+        sid, name = parts[0][len(PARTITION_PREFIX) :], parts[1]
+        entry = FileEntry(info.path, name, info.mtime_ns, info.size)
+        part = partitions.setdefault(sid, PartitionFiles(sid))
+        if name.startswith("."):
+            if name.endswith(".tmp"):
+                part.temps.append(entry)
+        elif name.startswith("_") or not name.endswith(".parquet"):
+            continue
+        elif name == COMPACTED_NAME:
+            part.compacted = entry
+        else:
+            part.fragments.append(entry)
+    for part in partitions.values():
+        part.fragments.sort(key=lambda f: f.name)
+    partitions = {sid: p for sid, p in sorted(partitions.items()) if p.files or p.temps}
+    return TableSnapshot(table, table_dir, partitions)

@@ -1,0 +1,17 @@
+"""The domain exceptions of the results store.
+
+Library code raises them with a one-line message; the CLI prints that line and exits with 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["QueryError", "StoreError"]
+
+
+class StoreError(Exception):
+    """The results store cannot do what was asked: empty store, unknown sweep, bad rows,
+    a schema version this code does not read, a missing required column."""
+
+
+class QueryError(StoreError):
+    """A SQL query over the store failed (syntax error, unknown column, ...)."""

@@ -1,0 +1,176 @@
+"""The one schema of the results store, with its version number.
+
+Three tables, each hive-partitioned by ``sweep_id`` (the partition value lives in the directory
+name ``sweep_id=<id>``, not inside the Parquet files):
+
+- ``curves``: long format, one row per (lineage, branch, step, split, weights).
+- ``lineages``: one row per (lineage, branch): the flattened setting, status and compute.
+- ``sweeps``: one row per sweep: the spec as submitted, its hash, the plan, timestamps.
+
+Bump :data:`SCHEMA_VERSION` on any incompatible change; readers refuse other versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+__all__ = [
+    "CURVES",
+    "DONE_STATUSES",
+    "LINEAGES",
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "STATUSES",
+    "SWEEPS",
+    "TABLES",
+    "TableSpec",
+]
+
+SCHEMA_VERSION = 1
+
+SPLITS = ("train", "eval")
+STATUSES = ("completed", "diverged", "failed")
+# A lineage whose every branch row has one of these is finished: a resume skips it.
+DONE_STATUSES = ("completed", "diverged")
+
+# Column holding, in a compacted file, the name of the fragment each row was merged from
+# (null in fragment files). See ``store/compaction.py``.
+FRAGMENT_COLUMN = "_fragment"
+
+_UTC_US = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableSpec:
+    """One table of the store.
+
+    Attributes:
+        name: table name, also its directory under the store root.
+        schema: the full logical schema, ``sweep_id`` first.
+        key: columns that identify a row within a sweep.
+        compactable: whether ``ResultsStore.compact`` merges its fragments.
+        allowed: columns restricted to a fixed set of values.
+        json_columns: string columns holding JSON; dicts/lists given for them are serialized.
+    """
+
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    compactable: bool
+    allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    json_columns: tuple[str, ...] = ()
+
+    @property
+    def file_schema(self) -> pa.Schema:
+        """Schema of the Parquet files: the logical schema without the partition column."""
+        return self.schema.remove(self.schema.get_field_index("sweep_id"))
+
+    @property
+    def read_schema(self) -> pa.Schema:
+        """Schema used to scan files (fragments and compacted files alike), partition last."""
+        schema = self.file_schema
+        if self.compactable:
+            schema = schema.append(pa.field(FRAGMENT_COLUMN, pa.string()))
+        return schema.append(self.schema.field("sweep_id"))
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Columns that must be present and non-null."""
+        return tuple(f.name for f in self.schema if not f.nullable)
+
+    def metadata(self) -> dict[bytes, bytes]:
+        """Key-value metadata written into every Parquet file of this table."""
+        return {
+            b"lrsweep.schema_version": str(SCHEMA_VERSION).encode(),
+            b"lrsweep.table": self.name.encode(),
+        }
+
+
+def _f(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable)
+
+
+CURVES = TableSpec(
+    name="curves",
+    schema=pa.schema(
+        [
+            _f("sweep_id", pa.string()),
+            _f("lineage_id", pa.string()),
+            _f("branch", pa.string()),
+            _f("step", pa.int64()),
+            _f("tokens", pa.int64()),
+            _f("flops", pa.float64(), nullable=True),
+            _f("lr", pa.float64(), nullable=True),
+            _f("split", pa.string()),
+            _f("weights", pa.string()),  # "raw", "x", "ema@0.05", ...; train rows use "raw"
+            _f("loss", pa.float64()),
+        ]
+    ),
+    key=("lineage_id", "branch", "step", "split", "weights"),
+    compactable=True,
+    allowed={"split": SPLITS},
+)
+
+LINEAGES = TableSpec(
+    name="lineages",
+    schema=pa.schema(
+        [
+            _f("sweep_id", pa.string()),
+            _f("lineage_id", pa.string()),
+            _f("branch", pa.string()),  # "main" | "trunk" | "h=<T>"
+            _f("parent", pa.string(), nullable=True),  # "trunk" for WSD cooldown branches
+            _f("fork_step", pa.int64(), nullable=True),
+            _f("setting_id", pa.string()),  # hash of the setting without horizon
+            _f("family", pa.string()),  # schedule name, or optimizer name for schedule-free
+            _f("workload", pa.string()),
+            _f("model_size", pa.string()),
+            _f("n_params", pa.int64()),
+            _f("optimizer", pa.string()),
+            _f("optimizer_params", pa.string()),  # JSON
+            _f("schedule", pa.string(), nullable=True),  # None for schedule-free
+            _f("schedule_params", pa.string()),  # JSON
+            _f("peak_lr", pa.float64()),
+            _f("warmup", pa.int64()),
+            _f("batch_size", pa.int64()),
+            _f("seed", pa.int64()),
+            _f("tokens_per_step", pa.int64()),
+            _f("horizons", pa.list_(pa.int64())),  # steps this branch answers; [] for a trunk
+            _f("max_step", pa.int64()),
+            _f("status", pa.string()),
+            _f("error", pa.string(), nullable=True),
+            _f("wall_time_s", pa.float64()),
+            _f("steps_trained", pa.int64()),
+            _f("tokens_trained", pa.int64()),
+            _f("flops_trained", pa.float64()),
+            _f("finished_at", _UTC_US),
+        ]
+    ),
+    key=("lineage_id", "branch"),
+    compactable=True,
+    allowed={"status": STATUSES},
+    json_columns=("optimizer_params", "schedule_params"),
+)
+
+SWEEPS = TableSpec(
+    name="sweeps",
+    schema=pa.schema(
+        [
+            _f("sweep_id", pa.string()),
+            _f("name", pa.string()),
+            _f("spec_text", pa.string()),  # the sweep file as submitted
+            _f("spec_hash", pa.string()),
+            _f("plan_json", pa.string()),
+            _f("created_at", _UTC_US),
+            _f("updated_at", _UTC_US),
+            _f("code_version", pa.string()),
+            _f("schema_version", pa.int32()),
+        ]
+    ),
+    key=(),
+    compactable=False,
+    json_columns=("plan_json",),
+)
+
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (CURVES, LINEAGES, SWEEPS)}

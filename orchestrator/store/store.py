@@ -1,0 +1,354 @@
+"""``ResultsStore``: the Parquet dataset every sweep writes its curves and lineages to."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from . import _layout, compaction
+from ._coerce import Rows, to_arrow
+from .errors import StoreError
+from .schema import CURVES, DONE_STATUSES, LINEAGES, SCHEMA_VERSION, SWEEPS, TABLES, TableSpec
+
+__all__ = ["ResultsStore"]
+
+logger = logging.getLogger(__name__)
+
+
+def _resolve(root: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSystem, str]:
+    if filesystem is not None:
+        return filesystem, root.rstrip("/") or "/"
+    if "://" in root:
+        try:
+            fs, path = pafs.FileSystem.from_uri(root)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise StoreError(f"store root {root!r} is not a usable filesystem URI: {exc}") from None
+        return fs, path.rstrip("/") or "/"
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(root))
+
+
+class ResultsStore:
+    """A results store rooted at a local path or a pyarrow filesystem URI.
+
+    Every write is one Parquet fragment written to a temp name and renamed into place, keyed so
+    that rewriting the same key replaces the fragment instead of duplicating its rows.
+
+    Args:
+        root: a local directory, or a URI (``file://``, ``s3://``, ``gs://``, ...) that
+            ``pyarrow.fs.FileSystem.from_uri`` understands.
+        filesystem: optional pyarrow filesystem; ``root`` is then a path inside it.
+    """
+
+    def __init__(self, root: str, *, filesystem: pafs.FileSystem | None = None) -> None:
+        self.root = root
+        self.fs, self.base = _resolve(str(root), filesystem)
+        self._marker_checked = False
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({self.root!r})"
+
+    @property
+    def is_local(self) -> bool:
+        """Whether DuckDB can read the files by path (the fast path)."""
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    # ---- layout -------------------------------------------------------------------------
+    def partition_dir(self, table: str, sweep_id: str) -> str:
+        return f"{self.base}/{table}/{_layout.PARTITION_PREFIX}{_layout.check_sweep_id(sweep_id)}"
+
+    def snapshot(self, table: str, sweep_id: str | None = None) -> _layout.TableSnapshot:
+        """One listing of ``table``'s readable files (all sweeps, or one)."""
+        if sweep_id is not None:
+            _layout.check_sweep_id(sweep_id)
+        return _layout.list_table(self.fs, self.base, table, sweep_id)
+
+    def sweep_ids(self) -> list[str]:
+        """Every sweep with at least one file in any table, sorted."""
+        ids: set[str] = set()
+        for table in TABLES:
+            snap = self.snapshot(table)
+            ids.update(sid for sid, part in snap.partitions.items() if part.files)
+        return sorted(ids)
+
+    # ---- schema version -----------------------------------------------------------------
+    def _marker_path(self) -> str:
+        return f"{self.base}/{_layout.MARKER_NAME}"
+
+    def _read_marker(self) -> int | None:
+        try:
+            with self.fs.open_input_stream(self._marker_path()) as f:
+                data = json.loads(f.read().decode())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(
+                f"results store {self.root!r}: unreadable {_layout.MARKER_NAME}: {exc}"
+            ) from None
+        return int(data.get("schema_version", -1))
+
+    def _check_version(self, version: int | None) -> None:
+        if version is not None and version != SCHEMA_VERSION:
+            raise StoreError(
+                f"results store {self.root!r} has schema version {version}, but this lrsweep "
+                f"reads schema version {SCHEMA_VERSION}; use a matching lrsweep or migrate the store"
+            )
+
+    def check_version(self) -> bool:
+        """Raise :class:`StoreError` unless the store's schema version is ``SCHEMA_VERSION``.
+
+        Returns whether the store holds anything (a marker or any data file). A store without
+        the marker (written by hand) is judged by one data file's Parquet metadata.
+        """
+        if self._marker_checked:
+            return True
+        version = self._read_marker()
+        if version is None:
+            for table in TABLES:
+                paths = self.snapshot(table).paths()
+                if paths:
+                    meta = pq.read_schema(paths[0], filesystem=self.fs).metadata or {}
+                    raw = meta.get(b"lrsweep.schema_version")
+                    self._check_version(int(raw) if raw is not None else -1)
+                    return True
+            return False
+        self._check_version(version)
+        self._marker_checked = True
+        return True
+
+    def _ensure_writable(self) -> None:
+        if self._marker_checked:
+            return
+        version = self._read_marker()
+        if version is None:
+            self.fs.create_dir(self.base, recursive=True)
+            blob = json.dumps({"schema_version": SCHEMA_VERSION, "format": "lrsweep-results"})
+            path = self._marker_path()
+            tmp = _layout.temp_path(path)
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(blob.encode())
+            self._rename(tmp, path)
+        else:
+            self._check_version(version)
+        self._marker_checked = True
+
+    # ---- atomic writes ------------------------------------------------------------------
+    def _rename(self, src: str, dst: str) -> None:
+        # Local: rename(2), atomic and replacing. Object stores: the put itself is atomic.
+        self.fs.move(src, dst)
+
+    def write_file(self, path: str, table: pa.Table, spec: TableSpec) -> str:
+        """Write ``table`` (without the ``sweep_id`` partition column) to ``path`` atomically."""
+        self._ensure_writable()
+        if "sweep_id" in table.column_names:
+            table = table.drop_columns(["sweep_id"])
+        table = table.replace_schema_metadata(spec.metadata())
+        self.fs.create_dir(path.rpartition("/")[0], recursive=True)
+        tmp = _layout.temp_path(path)
+        try:
+            pq.write_table(table, tmp, filesystem=self.fs, compression="zstd")
+            self._rename(tmp, path)
+        except BaseException:
+            try:
+                self.fs.delete_file(tmp)
+            except OSError:
+                pass
+            raise
+        return path
+
+    def write_curves(
+        self, sweep_id: str, lineage_id: str, branch: str, segment: str, rows: Rows
+    ) -> str:
+        """Write one curve segment of one (lineage, branch); returns the fragment path.
+
+        The fragment is ``curves/sweep_id=<id>/<lineage>__<branch>__<segment>.parquet``:
+        writing the same (lineage, branch, segment) again replaces it.
+        """
+        name = _layout.fragment_name(
+            (lineage_id, "lineage_id"), (branch, "branch"), (segment, "segment")
+        )
+        table = self._coerce(CURVES, rows, sweep_id)
+        for column, expected in (("lineage_id", lineage_id), ("branch", branch)):
+            bad = set(table.column(column).unique().to_pylist()) - {expected}
+            if bad:
+                raise StoreError(
+                    f"curves.{column} must be {expected!r} in this fragment, got {sorted(bad)}"
+                )
+        return self.write_file(f"{self.partition_dir('curves', sweep_id)}/{name}", table, CURVES)
+
+    def write_lineage(self, sweep_id: str, rows: Rows) -> list[str]:
+        """Write lineage rows, one fragment per (lineage_id, branch); returns the paths."""
+        table = self._coerce(LINEAGES, rows, sweep_id)
+        keys = table.select(["lineage_id", "branch"]).to_pylist()
+        seen: set[tuple[str, str]] = set()
+        for key in keys:
+            pair = (key["lineage_id"], key["branch"])
+            if pair in seen:
+                raise StoreError(
+                    f"lineages rows must be unique per (lineage_id, branch), got {pair} twice"
+                )
+            seen.add(pair)
+        paths = []
+        for i, (lineage_id, branch) in enumerate(k.values() for k in keys):
+            name = _layout.fragment_name((lineage_id, "lineage_id"), (branch, "branch"))
+            path = f"{self.partition_dir('lineages', sweep_id)}/{name}"
+            paths.append(self.write_file(path, table.slice(i, 1), LINEAGES))
+        return paths
+
+    def write_sweep(
+        self,
+        sweep_id: str,
+        *,
+        name: str,
+        spec_text: str,
+        plan_json: str | dict[str, Any] | list[Any],
+        code_version: str,
+        spec_hash: str | None = None,
+    ) -> str:
+        """Write (or update) the sweep's row; ``created_at`` survives updates."""
+        path = f"{self.partition_dir('sweeps', sweep_id)}/{_layout.SWEEP_NAME}"
+        now = dt.datetime.now(dt.timezone.utc)
+        created_at = now
+        if self.fs.get_file_info(path).type == pafs.FileType.File:
+            created_at = pq.read_table(path, filesystem=self.fs, columns=["created_at"])[0][
+                0
+            ].as_py()
+        row = {
+            "name": name,
+            "spec_text": spec_text,
+            "spec_hash": spec_hash or hashlib.sha256(spec_text.encode()).hexdigest(),
+            "plan_json": plan_json,
+            "created_at": created_at,
+            "updated_at": now,
+            "code_version": code_version,
+            "schema_version": SCHEMA_VERSION,
+        }
+        return self.write_file(path, self._coerce(SWEEPS, [row], sweep_id), SWEEPS)
+
+    def _coerce(self, spec: TableSpec, rows: Rows, sweep_id: str) -> pa.Table:
+        _layout.check_sweep_id(sweep_id)
+        n_rows = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+        if n_rows == 0:
+            raise StoreError(f"{spec.name} rows must not be empty (delete_lineage removes data)")
+        return to_arrow(spec, rows, sweep_id)
+
+    # ---- reads --------------------------------------------------------------------------
+    def read_table(
+        self,
+        table: str,
+        sweep_id: str | None = None,
+        *,
+        columns: list[str] | None = None,
+        filter: Any = None,
+    ) -> pa.Table:
+        """Read a table's visible rows (compacted rows shadowed by live fragments excluded).
+
+        An empty store or sweep gives an empty table; the query layer turns that into errors.
+        ``filter`` is a ``pyarrow.dataset`` expression.
+        """
+        import pyarrow.dataset as ds  # ~0.3 s import: only readers that need it pay
+
+        spec = TABLES[table]
+        self.check_version()
+        snap = self.snapshot(table, sweep_id)
+        names = list(columns or spec.schema.names)
+        unknown = sorted(set(names) - set(spec.schema.names))
+        if unknown:
+            raise StoreError(f"{table} has no column(s) {unknown}; columns: {spec.schema.names}")
+        paths = snap.paths()
+        if not paths:
+            return spec.schema.empty_table().select(names)
+        partitioning = ds.partitioning(pa.schema([spec.schema.field("sweep_id")]), flavor="hive")
+        dataset = ds.dataset(
+            paths,
+            filesystem=self.fs,
+            format="parquet",
+            partitioning=partitioning,
+            partition_base_dir=snap.base_dir,
+            schema=spec.read_schema,
+        )
+        expr = compaction.visible_filter(snap)
+        if filter is not None:
+            expr = filter if expr is None else expr & filter
+        try:
+            out = dataset.to_table(columns=names, filter=expr)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+            raise StoreError(
+                f"cannot read {table} from results store {self.root!r}: {exc}"
+            ) from None
+        for name in names:
+            if not spec.schema.field(name).nullable and out.column(name).null_count:
+                raise StoreError(
+                    f"{table}.{name} is required, but the store has files without it or with "
+                    f"nulls in it (results store {self.root!r})"
+                )
+        return out
+
+    def completed_lineages(self, sweep_id: str) -> set[str]:
+        """Lineage ids all of whose lineage rows have a status in ``DONE_STATUSES``.
+
+        Runs on every resume: local stores are read by DuckDB (~0.15 s for 1,000 lineage
+        fragments, 2.5x pyarrow.dataset; ~2 ms once compacted).
+        """
+        if self.is_local:
+            import duckdb
+
+            from . import sql
+
+            self.check_version()
+            con = duckdb.connect()
+            try:
+                sql.create_view(con, self, LINEAGES, sweep_id=_layout.check_sweep_id(sweep_id))
+                done = ", ".join(f"'{s}'" for s in DONE_STATUSES)
+                rows = con.execute(
+                    "SELECT lineage_id FROM lineages GROUP BY lineage_id "
+                    f"HAVING bool_and(status IN ({done}))"
+                ).fetchall()
+            finally:
+                con.close()
+            return {lineage_id for (lineage_id,) in rows}
+        rows = self.read_table("lineages", sweep_id, columns=["lineage_id", "status"])
+        if rows.num_rows == 0:
+            return set()
+        done_mask = pc.is_in(rows.column("status"), value_set=pa.array(DONE_STATUSES))
+        per = pa.table({"lineage_id": rows.column("lineage_id"), "done": done_mask})
+        agg = per.group_by("lineage_id").aggregate([("done", "all")])
+        ids, oks = agg["lineage_id"].to_pylist(), agg["done_all"].to_pylist()
+        return {lid for lid, ok in zip(ids, oks, strict=True) if ok}
+
+    # ---- maintenance --------------------------------------------------------------------
+    def delete_lineage(self, sweep_id: str, lineage_id: str) -> int:
+        """Remove every curve and lineage row of one lineage (``--force`` reruns).
+
+        Returns the number of files deleted or rewritten.
+        """
+        return sum(
+            compaction.delete_lineage(self, spec, sweep_id, lineage_id)
+            for spec in (CURVES, LINEAGES)
+        )
+
+    def compact(
+        self, sweep_id: str, tables: tuple[str, ...] = ("curves", "lineages")
+    ) -> dict[str, int]:
+        """Merge each table's fragments of one sweep into its ``compacted.parquet``.
+
+        Safe against concurrent readers and crashes, idempotent; see ``compaction.py``.
+        Returns the number of fragments merged per table.
+        """
+        out = {}
+        for table in tables:
+            spec = TABLES[table]
+            if not spec.compactable:
+                raise StoreError(
+                    f"table {table!r} is not compactable; compactable: curves, lineages"
+                )
+            out[table] = compaction.compact_partition(self, spec, sweep_id)
+        return out
