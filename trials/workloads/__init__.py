@@ -1,0 +1,68 @@
+"""Workloads: a model, a deterministic minibatch stream indexed by step, and a fixed eval.
+
+>>> w = build_workload("linreg", seed=0, batch_size=8, dim=100)
+>>> round(w.eval_loss(), 4)  # excess risk at w = 0: 1/2 sum_i i^-4 over i <= 100
+0.5412
+
+Registry names: ``linreg`` (:class:`LinReg`, power-law linear regression) and ``char_gpt``
+(:class:`CharGPT`, a small GPT on characters or token shards).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from trials.errors import ConfigError
+from trials.workloads._base import Workload, step_rng
+from trials.workloads.char_gpt import CharGPT, CharGPTConfig
+from trials.workloads.corpus import Corpus, TokenStream, load_corpus
+from trials.workloads.gpt import GPT, GPT_SIZES, GPTConfig
+from trials.workloads.linreg import LinearPredictor, LinReg, LinRegConfig
+from trials.workloads.linreg_recursion import expected_risk_recursion, power_law_problem
+from trials.workloads.shards import read_shard, write_shard
+
+__all__ = [
+    "GPT",
+    "GPT_SIZES",
+    "WORKLOADS",
+    "CharGPT",
+    "CharGPTConfig",
+    "Corpus",
+    "GPTConfig",
+    "LinReg",
+    "LinRegConfig",
+    "LinearPredictor",
+    "TokenStream",
+    "Workload",
+    "build_workload",
+    "expected_risk_recursion",
+    "load_corpus",
+    "power_law_problem",
+    "read_shard",
+    "step_rng",
+    "write_shard",
+]
+
+WORKLOADS: dict[str, type[Workload]] = {cls.name: cls for cls in (LinReg, CharGPT)}
+
+
+def build_workload(name: str, *, seed: int, batch_size: int, device: str = "cpu", **params: Any) -> Workload:
+    """Build a workload by registry name; unknown names and bad parameters raise :class:`ConfigError`.
+
+    Args:
+        name: a key of :data:`WORKLOADS`.
+        seed: model init and data order (the held-out set does not depend on it).
+        batch_size: samples (linreg) or sequences (GPT) per update.
+        device: torch device for the model and batches.
+        **params: fields of the workload's config dataclass (:class:`LinRegConfig`,
+            :class:`CharGPTConfig`).
+    """
+    if name not in WORKLOADS:
+        raise ConfigError("workload.name", name, f"one of {sorted(WORKLOADS)}")
+    cls = WORKLOADS[name]
+    allowed = {f.name for f in dataclasses.fields(cls.config_class)}
+    for key, value in params.items():
+        if key not in allowed:
+            raise ConfigError(f"workload.{key}", value, f"a parameter of {name!r}: one of {sorted(allowed)}")
+    return cls(cls.config_class(**params), seed=seed, batch_size=batch_size, device=device)
