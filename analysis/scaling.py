@@ -1,0 +1,339 @@
+"""Scaling-law fits: the Chinchilla law L(N, D) and the data law L(D) of one model.
+
+- :func:`fit_chinchilla` — ``L(N, D) = E + A/N^alpha + B/D^beta``, Hoffmann et al. 2022
+  approach 3 exactly as Epoch AI replicated it (ALGORITHMS §4, ALGORITHMS-NOTES §8.1–8.2):
+  log-space LSE parametrisation, objective ``Σ Huber_δ(log L − log L̂)`` (a sum, δ = 1e-3),
+  L-BFGS from the 4,500-point grid of starts, lowest objective wins. It reaches the same optimum
+  as the plain method in well under a second (see ``analysis._power_sum`` for how, and
+  ``benchmarks/chinchilla_fit.py`` for the comparison).
+- :func:`fit_data_law` — ``L(D) = E + B/D^beta`` (NOTES §8.3), same objective, bounded
+  ``E ∈ (0, min L)``.
+
+Both report the objective, the winning start and, with ``bootstrap > 0``, percentile confidence
+intervals from refits on data points resampled with replacement; derived quantities (the
+compute-optimal exponents) are computed per replicate, not from the point estimate (NOTES §8.4).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from analysis._huber import as_positive_array, check_delta, check_same_length
+from analysis._power_sum import fit_from_starts, polish
+
+__all__ = [
+    "CHINCHILLA_GRID",
+    "ChinchillaFit",
+    "DataLawFit",
+    "fit_chinchilla",
+    "fit_data_law",
+]
+
+_ALPHAS = _BETAS = (0.0, 0.5, 1.0, 1.5, 2.0)
+_ES = (-1.0, -0.5, 0.0, 0.5, 1.0)
+_AS = _BS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
+CHINCHILLA_GRID: np.ndarray = np.array(
+    [(a, b, e, al, be) for al, be, e, a, b in itertools.product(_ALPHAS, _BETAS, _ES, _AS, _BS)]
+)
+"""The 4,500 starts (a, b, e, alpha, beta) of Hoffmann et al. / the Epoch notebook, in its order."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChinchillaFit:
+    """A fitted ``L(N, D) = E + A/N^alpha + B/D^beta``.
+
+    Attributes:
+        E, A, B, alpha, beta: the law's parameters.
+        objective: Σ Huber_δ(log L − log L̂) at the optimum, over the points fitted.
+        n_points: points fitted (after ``exclude_highest``).
+        start: the grid start (a, b, e, alpha, beta) that reached the optimum.
+        delta: the Huber threshold used.
+        ci: ``{name: (low, high)}`` percentile intervals for E, A, B, alpha, beta and the two
+            compute-optimal exponents; empty without bootstrap.
+        n_bootstrap: bootstrap replicates behind ``ci``.
+    """
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+    objective: float
+    n_points: int
+    start: dict[str, float]
+    delta: float = 1e-3
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    n_bootstrap: int = 0
+
+    @property
+    def n_opt_exponent(self) -> float:
+        """a in N_opt ∝ C^a: beta/(alpha+beta)."""
+        return self.beta / (self.alpha + self.beta)
+
+    @property
+    def d_opt_exponent(self) -> float:
+        """b in D_opt ∝ C^b: alpha/(alpha+beta)."""
+        return self.alpha / (self.alpha + self.beta)
+
+    def predict(self, N: np.ndarray | float, D: np.ndarray | float) -> np.ndarray:
+        """L(N, D), broadcasting N against D."""
+        N, D = np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64)
+        return self.E + self.A * N ** (-self.alpha) + self.B * D ** (-self.beta)
+
+    def optimal_allocation(self, C: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) minimising L under C = 6·N·D (NOTES §8.1).
+
+        N_opt = G·(C/6)^(beta/(alpha+beta)), D_opt = G⁻¹·(C/6)^(alpha/(alpha+beta)),
+        G = (alpha·A/(beta·B))^(1/(alpha+beta)).
+        """
+        c6 = np.asarray(C, dtype=np.float64) / 6.0
+        g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
+        return g * c6**self.n_opt_exponent, c6**self.d_opt_exponent / g
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-Python form (JSON-serialisable), with the derived exponents."""
+        out = asdict(self)
+        out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        out["n_opt_exponent"] = self.n_opt_exponent
+        out["d_opt_exponent"] = self.d_opt_exponent
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataLawFit:
+    """A fitted ``L(D) = E + B/D^beta`` (one model; D in the units it was fitted in).
+
+    Attributes:
+        E, B, beta: the law's parameters.
+        objective: Σ Huber_δ(log L − log L̂) at the optimum.
+        n_points: points fitted.
+        start: the start (b, e, beta) that reached the optimum.
+        delta: the Huber threshold used.
+        ci: ``{name: (low, high)}`` percentile intervals for E, B, beta; empty without bootstrap.
+        n_bootstrap: bootstrap replicates behind ``ci``.
+    """
+
+    E: float
+    B: float
+    beta: float
+    objective: float
+    n_points: int
+    start: dict[str, float]
+    delta: float = 1e-3
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    n_bootstrap: int = 0
+
+    def predict(self, D: np.ndarray | float) -> np.ndarray:
+        """L(D)."""
+        return self.E + self.B * np.asarray(D, dtype=np.float64) ** (-self.beta)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-Python form (JSON-serialisable)."""
+        out = asdict(self)
+        out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        return out
+
+
+def _check_counts(n: int, n_params: int, bootstrap: int, ci_level: float) -> None:
+    if n < n_params:
+        raise ValueError(f"need at least {n_params} points to fit {n_params} parameters, got {n}")
+    if int(bootstrap) != bootstrap or bootstrap < 0:
+        raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
+    if not 0 < ci_level < 1:
+        raise ValueError(f"ci_level must be in (0, 1), got {ci_level!r}")
+
+
+def _bootstrap_ci(
+    refit: Callable[[np.ndarray], dict[str, float]],
+    n: int,
+    bootstrap: int,
+    seed: int,
+    ci_level: float,
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of every quantity ``refit(indices)`` returns, over resampled points."""
+    if bootstrap == 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    rows = [refit(rng.integers(0, n, size=n)) for _ in range(bootstrap)]
+    tail = 100 * (1 - ci_level) / 2
+    return {
+        key: tuple(float(q) for q in np.percentile([r[key] for r in rows], [tail, 100 - tail]))
+        for key in rows[0]
+    }
+
+
+def _chinchilla_values(theta: np.ndarray) -> dict[str, float]:
+    a, b, e, alpha, beta = (float(x) for x in theta)
+    return {
+        "E": float(np.exp(e)),
+        "A": float(np.exp(a)),
+        "B": float(np.exp(b)),
+        "alpha": alpha,
+        "beta": beta,
+        "n_opt_exponent": beta / (alpha + beta),
+        "d_opt_exponent": alpha / (alpha + beta),
+    }
+
+
+def fit_chinchilla(
+    N: np.ndarray,
+    D: np.ndarray,
+    loss: np.ndarray,
+    *,
+    delta: float = 1e-3,
+    exclude_highest: int = 0,
+    bootstrap: int = 0,
+    seed: int = 0,
+    ci_level: float = 0.95,
+    n_polish: int = 32,
+) -> ChinchillaFit:
+    """Fit ``L(N, D) = E + A/N^alpha + B/D^beta`` by Chinchilla approach 3.
+
+    All 4,500 grid starts (:data:`CHINCHILLA_GRID`) are scored at once; the ``n_polish`` best
+    are run to convergence with L-BFGS-B and the exact gradient, and the winner is polished to
+    float precision. Bootstrap refits start from the point estimate.
+
+    Args:
+        N: parameters per run.
+        D: training tokens per run (C/(6N) for compute C).
+        loss: final loss per run.
+        delta: Huber threshold on log-loss residuals.
+        exclude_highest: drop the k highest-loss points first, by Epoch AI's rule
+            ``loss < sorted(loss)[-k]`` (ties with the k-th highest go too).
+        bootstrap: number of bootstrap replicates for ``ci`` (0: none).
+        seed: seed of the bootstrap resampling.
+        ci_level: coverage of the percentile intervals.
+        n_polish: how many of the best-scoring grid starts are optimised.
+
+    Returns:
+        The fit, with its objective, winning start and (optionally) confidence intervals.
+
+    Raises:
+        ValueError: inputs of different lengths, non-positive or non-finite values, or fewer
+            points than the 5 parameters.
+    """
+    N, D, loss = (as_positive_array(k, v) for k, v in (("N", N), ("D", D), ("loss", loss)))
+    check_same_length(("N", "D", "loss"), (N, D, loss))
+    delta = check_delta(delta)
+    if int(exclude_highest) != exclude_highest or not 0 <= exclude_highest < len(loss):
+        raise ValueError(
+            f"exclude_highest must be an integer in [0, {len(loss)}), got {exclude_highest!r}"
+        )
+    if exclude_highest:
+        keep = loss < np.sort(loss)[-int(exclude_highest)]
+        N, D, loss = N[keep], D[keep], loss[keep]
+    _check_counts(len(loss), 5, bootstrap, ci_level)
+
+    logx, log_loss = np.vstack([np.log(N), np.log(D)]), np.log(loss)
+    theta, objective, start = fit_from_starts(
+        CHINCHILLA_GRID, logx, log_loss, delta, n_polish=n_polish
+    )
+
+    def refit(idx: np.ndarray) -> dict[str, float]:
+        return _chinchilla_values(polish(theta, logx[:, idx], log_loss[idx], delta, tight=True)[0])
+
+    values = _chinchilla_values(theta)
+    return ChinchillaFit(
+        E=values["E"],
+        A=values["A"],
+        B=values["B"],
+        alpha=values["alpha"],
+        beta=values["beta"],
+        objective=objective,
+        n_points=len(loss),
+        start=dict(zip(("a", "b", "e", "alpha", "beta"), (float(x) for x in start), strict=True)),
+        delta=delta,
+        ci=_bootstrap_ci(refit, len(loss), int(bootstrap), seed, ci_level),
+        n_bootstrap=int(bootstrap),
+    )
+
+
+def _data_law_starts(log_d: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Starts (b, e, beta): beta ∈ {0.1, …, 1}, E ∈ {0.5, …, 0.95}·min L (NOTES §8.3).
+
+    b is not gridded but profiled: the least-squares b of log(L − E) = b − beta·log D, which
+    puts every start on the data whatever the units of D.
+    """
+    rows = []
+    for beta in np.arange(1, 11) / 10:
+        for frac in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+            e = frac * loss.min()
+            b = float(np.mean(np.log(loss - e) + beta * log_d))
+            rows.append((b, np.log(e), beta))
+    return np.array(rows)
+
+
+def fit_data_law(
+    D: np.ndarray,
+    loss: np.ndarray,
+    *,
+    delta: float = 1e-3,
+    bootstrap: int = 0,
+    seed: int = 0,
+    ci_level: float = 0.95,
+    n_polish: int = 8,
+) -> DataLawFit:
+    """Fit ``L(D) = E + B/D^beta`` for one model (NOTES §8.3).
+
+    Same objective as :func:`fit_chinchilla`; L-BFGS-B with bounds ``E ∈ (0, min L]``,
+    ``beta ≥ 0`` from a grid of 60 starts (:func:`_data_law_starts`), the best ``n_polish``
+    optimised. Bootstrap refits (resampled horizons) start from the point estimate.
+
+    Args:
+        D: tokens (or steps) at each horizon.
+        loss: final loss at each horizon.
+        delta: Huber threshold on log-loss residuals.
+        bootstrap: number of bootstrap replicates for ``ci`` (0: none).
+        seed: seed of the bootstrap resampling.
+        ci_level: coverage of the percentile intervals.
+        n_polish: how many of the best-scoring starts are optimised.
+
+    Returns:
+        The fit, with its objective, winning start and (optionally) confidence intervals.
+
+    Raises:
+        ValueError: inputs of different lengths, non-positive or non-finite values, or fewer
+            than 3 points.
+    """
+    D, loss = as_positive_array("D", D), as_positive_array("loss", loss)
+    check_same_length(("D", "loss"), (D, loss))
+    delta = check_delta(delta)
+    _check_counts(len(loss), 3, bootstrap, ci_level)
+
+    logx, log_loss = np.log(D)[None, :], np.log(loss)
+    bounds: list[tuple[float | None, float | None]] = [
+        (None, None),
+        (None, float(np.log(loss.min()))),
+        (0.0, None),
+    ]
+    starts = _data_law_starts(logx[0], loss)
+    theta, objective, start = fit_from_starts(
+        starts, logx, log_loss, delta, n_polish=n_polish, bounds=bounds
+    )
+
+    def values(th: np.ndarray) -> dict[str, float]:
+        return {"E": float(np.exp(th[1])), "B": float(np.exp(th[0])), "beta": float(th[2])}
+
+    def refit(idx: np.ndarray) -> dict[str, float]:
+        sub_bounds = [bounds[0], (None, float(log_loss[idx].min())), bounds[2]]
+        th0 = np.minimum(theta, [np.inf, sub_bounds[1][1], np.inf])  # type: ignore[list-item]
+        return values(
+            polish(th0, logx[:, idx], log_loss[idx], delta, bounds=sub_bounds, tight=True)[0]
+        )
+
+    point = values(theta)
+    return DataLawFit(
+        E=point["E"],
+        B=point["B"],
+        beta=point["beta"],
+        objective=objective,
+        n_points=len(loss),
+        start=dict(zip(("b", "e", "beta"), (float(x) for x in start), strict=True)),
+        delta=delta,
+        ci=_bootstrap_ci(refit, len(loss), int(bootstrap), seed, ci_level),
+        n_bootstrap=int(bootstrap),
+    )
