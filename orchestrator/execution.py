@@ -94,7 +94,7 @@ def run_sweep(
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
     the_plan = make_plan(spec)
-    store_root = str(store or spec.store)
+    store_root = _absolute(str(store or spec.store))  # Ray workers run in other directories
     results = ResultsStore(store_root)
     sweep_id = spec.name
     lineages = list(the_plan.lineages)
@@ -110,7 +110,7 @@ def run_sweep(
                            skipped=len(lineages) - len(todo), ran=len(todo))
     if todo:
         statuses, train_time = _run_on_tune(
-            todo, spec=spec, store_root=store_root, sweep_id=sweep_id, address=address,
+            todo, plan=the_plan, spec=spec, store_root=store_root, sweep_id=sweep_id, address=address,
             show_progress=progress, max_concurrent=max_concurrent,
         )
         outcome.statuses.update(statuses)
@@ -124,6 +124,12 @@ def run_sweep(
     return outcome
 
 
+def _absolute(root: str) -> str:
+    if "://" in root:
+        return root
+    return str(Path(root).expanduser().resolve())
+
+
 def _code_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -133,24 +139,8 @@ def _code_version() -> str:
         return "lrsweep (uninstalled)"
 
 
-def _tokens_per_step(lineage: LineageSpec) -> int:
-    wp = lineage.workload_params
-    if lineage.workload == "linreg":
-        return lineage.batch_size
-    block = wp.get("block_size")
-    if block is None:
-        from trials.workloads import build_workload  # noqa: F401  (sizes table lives there)
-        try:
-            from trials.workloads.char_gpt import SIZES
-
-            block = SIZES[wp.get("size", "micro")]["block_size"]
-        except Exception:  # noqa: BLE001 - only for the progress display
-            block = 1
-    return lineage.batch_size * int(block)
-
-
 def _run_on_tune(
-    todo: list[LineageSpec], *, spec: Any, store_root: str, sweep_id: str, address: str | None,
+    todo: list[LineageSpec], *, plan: Any, spec: Any, store_root: str, sweep_id: str, address: str | None,
     show_progress: bool, max_concurrent: int | None,
 ) -> tuple[dict[str, str], float]:
     from ray import tune
@@ -170,29 +160,12 @@ def _run_on_tune(
         "lineage": tune.grid_search([l.to_dict() for l in todo]),
         "store": store_root, "sweep_id": sweep_id, "checkpoint_root": checkpoint_root, "threads": threads,
     }
-    tps = {l.lineage_id: _tokens_per_step(l) for l in todo}
+    tps = {l.lineage_id: plan.compute_of(l.lineage_id).tokens_per_step for l in todo}
     display = SweepProgress([(l, planned_steps(l) * tps[l.lineage_id]) for l in todo], enabled=show_progress)
     statuses: dict[str, str] = {}
     train_time = [0.0]
 
-    class _Progress(Callback):
-        def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
-            display.update(trial.config["lineage"]["lineage_id"], state="running")
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
-            lid = trial.config["lineage"]["lineage_id"]
-            if result.get("done"):
-                statuses[lid] = result["status"]
-                train_time[0] += float(result.get("train_time_s", 0.0))
-                display.update(lid, state=result["status"])
-            else:
-                display.update(lid, tokens=int(result.get("step", 0)) * tps[lid])
-
-        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
-            lid = trial.config["lineage"]["lineage_id"]
-            statuses[lid] = "failed"
-            statuses[f"{lid}:error"] = str(getattr(trial, "error_file", "") or "trial failed")
-            display.update(lid, state="failed")
+    callback = _make_progress_callback(Callback, display, statuses, train_time, tps)
 
     trainable = tune.with_resources(tune_trainable, {"cpu": cpu, "gpu": gpu})
     concurrency = max_concurrent or resources.concurrency
@@ -205,9 +178,11 @@ def _run_on_tune(
             name=f"{sweep_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
             storage_path=str(Path(checkpoint_root) / "_tune"),
             failure_config=tune.FailureConfig(max_failures=int(resources.retries)),
-            callbacks=[_Progress()], verbose=0, log_to_file=False,
+            callbacks=[callback], verbose=0, log_to_file=False,
         ),
     )
+    # Tune's result grid looks for the JSON/CSV logs we turned off; its warning is noise here.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     with display:
         tuner.fit()
     for l in todo:  # anything Tune never reported done (e.g. interrupted) is left for a rerun
@@ -217,3 +192,52 @@ def _run_on_tune(
 
 def _trial_name(trial: Any) -> str:
     return f"lineage_{trial.trial_id}"
+
+
+_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int]]] = {}
+
+
+def _make_progress_callback(base: type, display: SweepProgress, statuses: dict[str, str],
+                            train_time: list[float], tps: dict[str, int]) -> Any:
+    """A Tune callback feeding the live display. Tune pickles its run config, so the callback
+    holds only a token; the display and shared dicts stay in this process (``_LIVE``)."""
+    token = id(display)
+    _LIVE[token] = (display, statuses, train_time, tps)
+    cls = type("SweepProgressCallback", (_ProgressMixin, base), {})
+    return cls(token)
+
+
+class _ProgressMixin:
+    def __init__(self, token: int) -> None:
+        self.token = token
+
+    def _live(self) -> Any:
+        return _LIVE.get(self.token)
+
+    def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
+        live = self._live()
+        if live:
+            live[0].update(trial.config["lineage"]["lineage_id"], state="running")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+        live = self._live()
+        if not live:
+            return
+        display, statuses, train_time, tps = live
+        lid = trial.config["lineage"]["lineage_id"]
+        if result.get("done"):
+            statuses[lid] = result["status"]
+            train_time[0] += float(result.get("train_time_s", 0.0))
+            display.update(lid, state=result["status"])
+        else:
+            display.update(lid, tokens=int(result.get("step", 0)) * tps[lid])
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+        live = self._live()
+        if not live:
+            return
+        display, statuses = live[0], live[1]
+        lid = trial.config["lineage"]["lineage_id"]
+        statuses[lid] = "failed"
+        statuses[f"{lid}:error"] = str(getattr(trial, "error_msg", None) or "trial failed")
+        display.update(lid, state="failed")

@@ -144,10 +144,10 @@ def _evaluate(c: _Components, spec: LineageSpec, branch: BranchPlan, step: int, 
     if is_schedule_free(c.optimizer):
         with swapped_in(c.params, schedule_free_x(c.optimizer, c.params)):
             rows.append(dict(base, weights="x", loss=w.eval_loss()))
-    for label in c.averagers.labels:
-        if c.averagers.is_ready(label, step):
-            with c.averagers.swapped(label):
-                rows.append(dict(base, weights=label, loss=w.eval_loss()))
+    for key in c.averagers.labels:
+        if c.averagers.is_ready(key, step):
+            with c.averagers.swapped(key):
+                rows.append(dict(base, weights=c.averagers.weights_label(key), loss=w.eval_loss()))
     return rows
 
 
