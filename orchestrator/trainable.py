@@ -85,12 +85,21 @@ def run_lineage_to_store(
             on_segment({"branch": segment.branch, "step": segment.end})
 
     result = run_lineage(spec, report=report, checkpointer=checkpointer)
+    if result.resumed_from is not None:  # an operator's trail (and the tests' evidence) of resumes
+        _log_event(Path(checkpoint_root) / sweep_id, {"event": "resumed", "lineage_id": spec.lineage_id,
+                                                     "step": result.resumed_from, "pid": os.getpid()})
     store.write_lineage(sweep_id, lineage_rows(sweep_id, spec, result))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the lineages rows now mark it done
     return {"status": result.status, "steps_trained": result.steps_trained,
             "tokens_trained": result.steps_trained * result.tokens_per_step,
             "train_time_s": time.perf_counter() - began, "resumed_from": result.resumed_from,
             "pid": os.getpid()}
+
+
+def _log_event(directory: Path, event: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "events.jsonl", "a") as handle:
+        handle.write(json.dumps({**event, "at": datetime.now(timezone.utc).isoformat()}) + "\n")
 
 
 def tune_trainable(config: dict[str, Any]) -> None:
