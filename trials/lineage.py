@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ from trials.averaging import AveragerSet
 from trials.branches import BranchPlan, plan_branches
 from trials.checkpoint import Checkpointer, NullCheckpointer
 from trials.curve import Reporter, Segment
+from trials.divergence import DivergenceMonitor
 from trials.eval_point import is_schedule_free, schedule_free_x, swapped_in
 from trials.lineage_spec import LineageSpec
 from trials.optimizers import build_optimizer
@@ -79,6 +79,7 @@ class _Components:
     averagers: AveragerSet
     params: list[torch.nn.Parameter]
     grad_clip: float | None
+    monitor: DivergenceMonitor
 
 
 # ---------------------------------------------------------------------------------- build
@@ -102,7 +103,8 @@ def _build(spec: LineageSpec) -> _Components:
     averagers = AveragerSet(params, spec.averagers)
     if is_schedule_free(optimizer):
         optimizer.train()
-    return _Components(workload, optimizer, schedule, averagers, params, grad_clip)
+    return _Components(workload, optimizer, schedule, averagers, params, grad_clip,
+                       DivergenceMonitor(spec.divergence_factor))
 
 
 def _lr_multiplier(c: _Components, spec: LineageSpec, step: int, horizon: int | None) -> float:
@@ -125,6 +127,7 @@ def _capture(c: _Components) -> dict[str, Any]:
         "optimizer": copy.deepcopy(c.optimizer.state_dict()),
         "averagers": copy.deepcopy(c.averagers.state_dict()),
         "rng": torch.get_rng_state(),
+        "monitor": c.monitor.state_dict(),
     }
 
 
@@ -133,6 +136,7 @@ def _restore(c: _Components, state: dict[str, Any]) -> None:
     c.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
     c.averagers.load_state_dict(copy.deepcopy(state["averagers"]))
     torch.set_rng_state(state["rng"])
+    c.monitor.load_state_dict(state["monitor"])
 
 
 # ---------------------------------------------------------------------------------- evaluate
@@ -187,7 +191,7 @@ class _Diverged(Exception):
 
 def _run_span(
     c: _Components, spec: LineageSpec, branch: BranchPlan, start: int, end: int, *,
-    first_loss: list[float], report: Reporter, save: Callable[[int], None], progress: Progress | None,
+    report: Reporter, save: Callable[[int], None], progress: Progress | None,
 ) -> None:
     """Train updates ``start .. end-1`` of ``branch``; report and checkpoint at each boundary.
 
@@ -212,9 +216,7 @@ def _run_span(
                 rows.append({"lineage_id": spec.lineage_id, "branch": branch.name, "step": t,
                              "tokens": t * tps, "flops": t * fps, "lr": spec.peak_lr * mult,
                              "split": "train", "weights": "raw", "loss": loss})
-            if not first_loss:
-                first_loss.append(loss)
-            if not math.isfinite(loss) or loss > spec.divergence_factor * first_loss[0]:
+            if c.monitor.diverged(loss):
                 report(Segment(spec.lineage_id, branch.name, seg_start, t + 1, rows))
                 raise _Diverged(t, loss)
             t += 1
@@ -244,7 +246,7 @@ def run_lineage(
     c = _build(spec)
     trunk, forks = plan_branches(spec, c.schedule)
     ck = checkpointer if checkpointer is not None else NullCheckpointer()
-    book: dict[str, Any] = {"done": [], "results": [], "first_loss": [], "wall": {}}
+    book: dict[str, Any] = {"done": [], "results": [], "wall": {}}
     position, active, snapshot = 0, None, None
     saved = ck.load()
     result = LineageResult(lineage_id=spec.lineage_id, status="completed", n_params=c.workload.n_params,
@@ -273,7 +275,7 @@ def run_lineage(
         status, error, done_to = "completed", None, plan.end
         began = time.perf_counter()
         try:
-            _run_span(c, spec, plan, start, plan.end, first_loss=book["first_loss"], report=report,
+            _run_span(c, spec, plan, start, plan.end, report=report,
                       save=save_branch, progress=progress)
         except _Diverged as exc:
             status, error, done_to = "diverged", str(exc), exc.step + 1
@@ -298,7 +300,7 @@ def run_lineage(
             if plan.name in book["done"]:
                 continue
             if position < plan.start:
-                _run_span(c, spec, trunk, position, plan.start, first_loss=book["first_loss"], report=report,
+                _run_span(c, spec, trunk, position, plan.start, report=report,
                           save=save_trunk, progress=progress)
                 position = plan.start
             fork_state = _capture(c)
@@ -307,7 +309,7 @@ def run_lineage(
             save_trunk(position)
         if trunk.name not in book["done"]:
             if position < trunk.end or (position == 0 and trunk.end == 0):
-                _run_span(c, spec, trunk, position, trunk.end, first_loss=book["first_loss"], report=report,
+                _run_span(c, spec, trunk, position, trunk.end, report=report,
                           save=save_trunk, progress=progress)
     except _Diverged as exc:
         trunk_status, trunk_error, trunk_to = "diverged", str(exc), exc.step + 1

@@ -81,6 +81,8 @@ def expected_eval_keys(spec_path: Path) -> set[tuple]:
         for branch in [trunk, *forks]:
             for step in branch.eval_steps:
                 keys.add((lineage.lineage_id, branch.name, step, "raw"))
+                if lineage.optimizer.startswith("sf_"):  # schedule-free: the evaluation point x
+                    keys.add((lineage.lineage_id, branch.name, step, "x"))
                 for a in lineage.averagers:
                     if step == 0 or (a.eval_at is not None and a.eval_at != step):
                         continue
@@ -224,3 +226,67 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     keys = eval_keys(store, "wk")
     assert len(keys) == len(set(keys)) and set(keys) == expected_eval_keys(spec)
     assert set(load_lineages(str(store), "wk")["status"]) == {"completed"}
+
+
+CHAR_GPT = """
+name = "tinygpt"
+store = "{store}"
+warmup = 5
+batch_size = 4
+seeds = [0]
+[workload]
+name = "char_gpt"
+sizes = [{{ size = "nano", block_size = 32 }}]
+[workload.params]
+eval_batch_size = 4
+[[optimizers]]
+name = "adamw"
+lr = [3e-3]
+[[optimizers]]
+name = "sf_adamw"
+lr = [3e-3]
+[[schedules]]
+name = "wsd"
+cooldown_fraction = 0.25
+[[schedules]]
+name = "cosine"
+[horizons]
+steps = [20, 40]
+[[averagers]]
+kind = "ema"
+half_life = 0.2
+[eval]
+log_points = 3
+batches = 2
+[resources]
+cpu = 1
+"""
+
+
+def test_tiny_char_gpt_sweep_writes_every_row_exactly_once(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(CHAR_GPT.format(store=tmp_path / "store"))
+    out = lrsweep("run", str(spec), "--quiet")
+    assert out.returncode == 0, out.stderr[-3000:]
+    keys = eval_keys(tmp_path / "store", "tinygpt")
+    assert len(keys) == len(set(keys)) and set(keys) == expected_eval_keys(spec)
+    # schedule-free lineages also carry their evaluation point x at every eval step
+    curves = load_curves(str(tmp_path / "store"), "tinygpt")
+    lineages = load_lineages(str(tmp_path / "store"), "tinygpt")
+    sf = set(lineages.loc[lineages["optimizer"] == "sf_adamw", "lineage_id"])
+    x_rows = curves[(curves["weights"] == "x") & curves["lineage_id"].isin(sf)]
+    raw_rows = curves[(curves["split"] == "eval") & (curves["weights"] == "raw") & curves["lineage_id"].isin(sf)]
+    assert len(sf) == 1 and len(x_rows) == len(raw_rows) > 0
+
+
+@pytest.mark.parametrize("bad", sorted((Path(__file__).parent / "bad_specs").glob("*.toml"))[:8],
+                         ids=lambda p: p.stem)
+def test_cli_bad_sweep_file_exits_2_with_one_line_and_writes_nothing(tmp_path, bad):
+    spec = tmp_path / bad.name
+    spec.write_text(bad.read_text())
+    out = lrsweep("run", str(spec), "--store", str(tmp_path / "store"), cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lrsweep: error: "), out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "store").exists() and not (tmp_path / "lrsweep-results").exists()

@@ -139,6 +139,9 @@ def test_divergence_is_recorded_not_raised():
     assert result.branches[0].status == "diverged"
     assert "step" in result.branches[0].error
     losses = [r["loss"] for rows in segments.values() for r in rows if r["split"] == "train"]
-    last = losses[-1]
-    assert (not math.isfinite(last)) or last > spec.divergence_factor * losses[0]
+    ema = 0.0
+    for n, loss in enumerate(losses, 1):  # the documented rule: EMA(0.9, debiased) > factor x first loss
+        ema = 0.9 * ema + 0.1 * loss
+        tripped = not math.isfinite(loss) or ema / (1 - 0.9**n) > spec.divergence_factor * losses[0]
+        assert tripped == (n == len(losses))
     assert result.branches[0].steps_trained == len(losses) < 60
