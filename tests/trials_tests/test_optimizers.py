@@ -1,13 +1,16 @@
-"""Optimizers against their references, step by step, with identical gradients.
+"""Schedule-free optimizers against their references, step by step, and the optimizer registry.
 
-Schedule-free: the PyPI ``schedulefree`` 1.4.1 package (ALGORITHMS-NOTES §1.9 pins it).
-Tolerance: rtol 1e-5, atol 1e-6 in float32, the one the reference repository's own
-equivalence tests use (NOTES §1.3) — the in-place update orders differ by rounding only.
+References: the PyPI ``schedulefree`` 1.4.1 package (pinned in pyproject, ALGORITHMS-NOTES §1.9)
+and our own three-sequence twins in ``trials.optimizers._reference``. Both are driven with
+identical gradients. Tolerance: rtol 1e-5, atol 1e-6 in float32, the one the reference
+repository's own equivalence tests use (NOTES §1.3): the in-place and explicit forms differ by
+rounding only. Resuming from a state dict must be bit-exact.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 
 import pytest
 import schedulefree
@@ -15,11 +18,18 @@ import torch
 
 from trials.errors import ConfigError
 from trials.optimizers import (
-    OPTIMIZERS, Muon, ScheduleFreeAdamW, ScheduleFreeSGD, build_optimizer, newton_schulz, split_muon_params,
+    OPTIMIZERS,
+    RefinedScheduleFreeAdamW,
+    ScheduleFreeAdamW,
+    ScheduleFreeSGD,
+    build_optimizer,
+    is_schedule_free,
 )
+from trials.optimizers._reference import ScheduleFreeAdamWReference, ScheduleFreeSGDReference
 
-SHAPES = [(16, 8), (8,), (4, 4, 3)]
+SHAPES = [(16, 8), (8,), (4, 4, 3), (5, 7)]
 RTOL, ATOL = 1e-5, 1e-6
+STEPS = 300
 
 
 def make_params(seed: int) -> list[torch.nn.Parameter]:
@@ -28,208 +38,444 @@ def make_params(seed: int) -> list[torch.nn.Parameter]:
 
 
 def gradients(step: int, params, seed: int = 0) -> list[torch.Tensor]:
-    """The same pseudo-random gradients for both optimizers (plus a pull toward zero)."""
+    """Pseudo-random gradients, a function of (seed, step) alone, plus a pull toward zero."""
     g = torch.Generator().manual_seed(seed * 100_003 + step)
     return [torch.randn(p.shape, generator=g) * 0.1 + 0.05 * p.detach() for p in params]
 
 
-SF_CASES = [
-    dict(lr=0.01),
-    dict(lr=0.02, warmup_steps=50),
-    dict(lr=0.01, weight_decay=0.1, warmup_steps=20),
-    dict(lr=0.01, r=0.75, weight_lr_power=0.0),
-    dict(lr=0.005, r=2.0, weight_lr_power=2.0, warmup_steps=10, weight_decay=0.05),
-]
+def set_grads(params, grads) -> None:
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
 
 
-def _drive(ours, ref, p_ours, p_ref, steps, *, start=0, check_every=1, seed=0):
+def as_groups(params, group_kwargs):
+    """One group (``group_kwargs`` None) or two groups with their own hyperparameters."""
+    if group_kwargs is None:
+        return params
+    return [{"params": params[:2], **group_kwargs[0]}, {"params": params[2:], **group_kwargs[1]}]
+
+
+def assert_params_close(a_params, b_params, what: str) -> None:
+    for i, (a, b) in enumerate(zip(a_params, b_params, strict=True)):
+        torch.testing.assert_close(
+            a.detach(), b.detach(), rtol=RTOL, atol=ATOL, msg=lambda m, i=i: f"{what}[{i}]: {m}"
+        )
+
+
+def drive(
+    ours, ref, p_ours, p_ref, steps, *, start=0, eval_every=50, state_keys=("z",), lr_cut=None
+):
+    """Step both with identical gradients; compare y every step, x and the state every ``eval_every``.
+
+    ``lr_cut=(step, factor)`` multiplies every group's lr from that step on, as an external
+    schedule would: the averaging weights must keep using the running max lr (NOTES §1.2).
+    """
     for t in range(start, start + steps):
-        grads = gradients(t, p_ref, seed)
-        for p, g in zip(p_ours, grads):
-            p.grad = g.clone()
-        for p, g in zip(p_ref, grads):
-            p.grad = g.clone()
+        if lr_cut is not None and t == lr_cut[0]:
+            for opt in (ours, ref):
+                for group in opt.param_groups:
+                    group["lr"] *= lr_cut[1]
+        grads = gradients(t, p_ref)
+        set_grads(p_ours, grads)
+        set_grads(p_ref, grads)
         ours.step()
         ref.step()
-        if t % check_every == 0:
-            for a, b in zip(p_ours, p_ref):
-                torch.testing.assert_close(a.detach(), b.detach(), rtol=RTOL, atol=ATOL)
-        if t % 50 == 49:  # the evaluation point x, then back to y
+        assert_params_close(p_ours, p_ref, f"y at step {t}")
+        if t % eval_every == eval_every - 1:
+            for key in state_keys:
+                assert_params_close(
+                    [ours.state[p][key] for p in p_ours],
+                    [ref.state[p][key] for p in p_ref],
+                    f"{key} at step {t}",
+                )
             ours.eval()
             ref.eval()
-            for a, b in zip(p_ours, p_ref):
-                torch.testing.assert_close(a.detach(), b.detach(), rtol=RTOL, atol=ATOL)
+            assert_params_close(p_ours, p_ref, f"x at step {t}")
             ours.train()
             ref.train()
 
 
-@pytest.mark.parametrize("kwargs", SF_CASES)
-@pytest.mark.parametrize("foreach", [True, False])
-def test_sf_adamw_matches_reference(kwargs, foreach):
+# ------------------------------------------------------------------------ vs schedulefree 1.4.1
+SF_ADAMW_CASES = {
+    "plain": (dict(lr=0.01), None),
+    "warmup": (dict(lr=0.02, warmup_steps=50), None),
+    "decay+warmup": (dict(lr=0.01, weight_decay=0.1, warmup_steps=20), None),
+    "r,p=0": (dict(lr=0.01, r=0.75, weight_lr_power=0.0), None),
+    "r=2,p=2,all": (
+        dict(lr=0.005, r=2.0, weight_lr_power=2.0, warmup_steps=10, weight_decay=0.05),
+        None,
+    ),
+    "betas": (dict(lr=0.01, betas=(0.95, 0.99)), None),
+    "external lr cut": (dict(lr=0.02, warmup_steps=20, weight_decay=0.1), "cut"),
+    "two groups": (
+        dict(lr=0.01, warmup_steps=15),
+        [dict(weight_decay=0.1), dict(lr=0.003, weight_decay=0.0, betas=(0.8, 0.99))],
+    ),
+}
+
+
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "per-tensor"])
+@pytest.mark.parametrize("case", list(SF_ADAMW_CASES))
+def test_sf_adamw_matches_schedulefree(case, foreach):
+    kwargs, groups = SF_ADAMW_CASES[case]
+    lr_cut = (120, 0.25) if groups == "cut" else None
+    groups = None if groups == "cut" else groups
     p_ours, p_ref = make_params(1), make_params(1)
-    ours = ScheduleFreeAdamW(p_ours, betas=(0.9, 0.999), **kwargs)
-    ref = schedulefree.AdamWScheduleFree(p_ref, betas=(0.9, 0.999), foreach=foreach, **kwargs)
+    ours = ScheduleFreeAdamW(as_groups(p_ours, groups), foreach=foreach, **kwargs)
+    ref = schedulefree.AdamWScheduleFree(as_groups(p_ref, groups), **kwargs)
     ours.train()
     ref.train()
-    _drive(ours, ref, p_ours, p_ref, 300)
-    assert ours.param_groups[0]["k"] == 300
+    drive(ours, ref, p_ours, p_ref, STEPS, state_keys=("z", "exp_avg_sq"), lr_cut=lr_cut)
+    assert [g["k"] for g in ours.param_groups] == [STEPS] * len(ours.param_groups)
+    for key in ("weight_sum", "lr_max", "scheduled_lr"):
+        assert [g[key] for g in ours.param_groups] == pytest.approx(
+            [g[key] for g in ref.param_groups], rel=1e-12
+        )
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=0.5), dict(lr=1.0, warmup_steps=30, weight_decay=0.01),
-                                    dict(lr=0.3, momentum=0.95, r=1.0, weight_lr_power=0.0)])
-def test_sf_sgd_matches_reference(kwargs):
+SF_SGD_CASES = {
+    "plain": (dict(lr=0.5), None),
+    "warmup+decay": (dict(lr=1.0, warmup_steps=30, weight_decay=0.01), None),
+    "r,p=0": (dict(lr=0.3, momentum=0.95, r=1.0, weight_lr_power=0.0), None),
+    "two groups": (
+        dict(lr=0.5, warmup_steps=10),
+        [dict(weight_decay=0.02), dict(lr=0.2, momentum=0.8)],
+    ),
+}
+
+
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "per-tensor"])
+@pytest.mark.parametrize("case", list(SF_SGD_CASES))
+def test_sf_sgd_matches_schedulefree(case, foreach):
+    kwargs, groups = SF_SGD_CASES[case]
     p_ours, p_ref = make_params(2), make_params(2)
-    ours = ScheduleFreeSGD(p_ours, **kwargs)
-    ref = schedulefree.SGDScheduleFree(p_ref, **kwargs)
+    ours = ScheduleFreeSGD(as_groups(p_ours, groups), foreach=foreach, **kwargs)
+    ref = schedulefree.SGDScheduleFree(as_groups(p_ref, groups), **kwargs)
     ours.train()
     ref.train()
-    _drive(ours, ref, p_ours, p_ref, 300)
+    drive(ours, ref, p_ours, p_ref, STEPS)
 
 
-def test_reference_tracks_x_as_the_weighted_average_of_z():
-    """With W = 0, r = 0, x is the uniform average of z_1..z_t (ALGORITHMS-NOTES §1.2)."""
-    params = make_params(3)
-    opt = ScheduleFreeSGD(params, lr=0.1, momentum=0.9)
+# ------------------------------------------------------------------------ vs our 3-sequence twin
+@pytest.mark.parametrize(
+    ("fast_cls", "ref_cls", "kwargs"),
+    [
+        (
+            ScheduleFreeAdamW,
+            ScheduleFreeAdamWReference,
+            dict(lr=0.01, weight_decay=0.1, warmup_steps=20, r=0.5),
+        ),
+        (
+            ScheduleFreeSGD,
+            ScheduleFreeSGDReference,
+            dict(lr=0.5, weight_decay=0.02, warmup_steps=20, weight_lr_power=0.0),
+        ),
+    ],
+    ids=["adamw", "sgd"],
+)
+def test_fast_matches_three_sequence_reference(fast_cls, ref_cls, kwargs):
+    p_fast, p_ref = make_params(3), make_params(3)
+    fast, ref = fast_cls(p_fast, **kwargs), ref_cls(p_ref, **kwargs)
+    fast.train()
+    ref.train()
+    drive(fast, ref, p_fast, p_ref, 200)
+
+
+def test_three_sequence_reference_matches_the_package_reference():
+    """Our twin and ``AdamWScheduleFreeReference`` both store x, y, z: two independent readings."""
+    kwargs = dict(lr=0.01, weight_decay=0.1, warmup_steps=20, r=0.5)
+    p_ours, p_ref = make_params(3), make_params(3)
+    ours = ScheduleFreeAdamWReference(p_ours, **kwargs)
+    ref = schedulefree.AdamWScheduleFreeReference(p_ref, **kwargs)
+    ours.train()
+    ref.train()
+    drive(ours, ref, p_ours, p_ref, 100, state_keys=("x", "z"))
+
+
+# ------------------------------------------------------------------------ known answers
+@pytest.mark.parametrize(
+    ("warmup", "r", "power"), [(0, 0.0, 2.0), (8, 0.0, 2.0), (5, 1.5, 2.0), (5, 0.0, 0.0)]
+)
+def test_x_is_the_weighted_average_of_z(warmup, r, power):
+    """x_t = sum_k w_k z_{k+1} / sum_k w_k with w_k = (k+1)^r lr_max,k^p (NOTES §1.2), computed here."""
+    params = make_params(4)
+    lr = 0.2
+    opt = ScheduleFreeSGD(
+        params, lr=lr, momentum=0.9, warmup_steps=warmup, r=r, weight_lr_power=power
+    )
     opt.train()
-    zs = []
-    for t in range(40):
-        for p, g in zip(params, gradients(t, params)):
-            p.grad = g
+    weights, zs = [], []
+    for k in range(40):
+        set_grads(params, gradients(k, params))
         opt.step()
-        zs.append([opt.state[p]["z"].clone() for p in params])
+        lr_max = lr * min(1.0, (k + 1) / warmup) if warmup else lr  # warmup only increases the lr
+        weights.append((k + 1) ** r * lr_max**power)
+        zs.append([opt.state[p]["z"].double() for p in params])
     opt.eval()
+    total = sum(weights)
     for i, p in enumerate(params):
-        mean_z = torch.stack([z[i] for z in zs]).mean(0)
-        torch.testing.assert_close(p.detach(), mean_z, rtol=1e-5, atol=1e-6)
+        expected = sum(w * z[i] for w, z in zip(weights, zs, strict=True)) / total
+        torch.testing.assert_close(p.detach().double(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_state_dict_round_trip_mid_run_is_exact():
-    p_a, p_b = make_params(4), make_params(4)
-    a = ScheduleFreeAdamW(p_a, lr=0.01, warmup_steps=20, weight_decay=0.1)
+def test_first_step_puts_x_y_z_at_the_same_point():
+    """c = 1 at the first step, so x_1 = z_1 and y_1 = z_1 (NOTES §1.2)."""
+    params = make_params(5)
+    opt = ScheduleFreeAdamW(params, lr=0.1, warmup_steps=3)
+    opt.train()
+    grads = gradients(0, params)
+    set_grads(params, grads)
+    opt.step()
+    for p in params:
+        assert torch.equal(p, opt.state[p]["z"])
+    # z_1 = z_0 - (lr/3) g / (|g| + eps) (v̂ = g² at step 0): a sign step of length lr/3
+    z0 = make_params(5)
+    for p, p0, g in zip(params, z0, grads, strict=True):
+        torch.testing.assert_close(
+            p.detach(), p0.detach() - 0.1 / 3 * g / (g.abs() + 1e-8), rtol=RTOL, atol=ATOL
+        )
+
+
+def test_raw_gradient_is_left_untouched():
+    params = make_params(6)
+    opt = ScheduleFreeAdamW(params, lr=0.01, weight_decay=0.1)
+    opt.train()
+    grads = gradients(0, params)
+    set_grads(params, grads)
+    opt.step()
+    for p, g in zip(params, grads, strict=True):
+        assert torch.equal(p.grad, g)
+
+
+def test_parameters_without_gradients_are_skipped_and_untouched():
+    params = make_params(7)
+    frozen = params[1].detach().clone()
+    opt = ScheduleFreeAdamW(params, lr=0.01)
+    opt.train()
+    for t in range(3):
+        set_grads(params, gradients(t, params))
+        params[1].grad = None
+        opt.step()
+    assert "z" not in opt.state[params[1]]
+    opt.eval()
+    assert torch.equal(params[1].detach(), frozen)
+
+
+# ------------------------------------------------------------------------ modes and state
+def test_step_in_eval_mode_is_an_error():
+    params = make_params(8)
+    opt = ScheduleFreeAdamW(params)
+    with pytest.raises(RuntimeError, match=r"eval mode .* Call optimizer\.train\(\)"):
+        opt.step()  # the constructor leaves the optimizer in eval mode
+    opt.train()
+    set_grads(params, gradients(0, params))
+    opt.step()
+    opt.train(False)  # nn.Module-style: train(False) is eval()
+    with pytest.raises(RuntimeError, match=r"ScheduleFreeAdamW\.step\(\) called in eval mode"):
+        opt.step()
+
+
+def test_mode_switches_are_idempotent_and_invert_each_other():
+    params = make_params(9)
+    opt = ScheduleFreeAdamW(params, lr=0.01)
+    opt.train()
+    for t in range(20):
+        set_grads(params, gradients(t, params))
+        opt.step()
+    y = [p.detach().clone() for p in params]
+    opt.eval()
+    x = [p.detach().clone() for p in params]
+    opt.eval()  # no second shift
+    assert all(torch.equal(p, xi) for p, xi in zip(params, x, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(x, y, strict=True))
+    opt.train()
+    opt.train()
+    assert_params_close(params, y, "y after eval/train")
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        (ScheduleFreeAdamW, dict(lr=0.01, warmup_steps=20, weight_decay=0.1, r=0.5)),
+        (ScheduleFreeSGD, dict(lr=0.5, warmup_steps=20, weight_decay=0.01)),
+    ],
+    ids=["adamw", "sgd"],
+)
+def test_state_dict_round_trip_mid_run_is_bit_exact(cls, kwargs):
+    """Stop at step 150, checkpoint weights + optimizer through torch.save, resume in a fresh
+    optimizer: steps 150..299 equal the uninterrupted run bit for bit."""
+    p_a = make_params(10)
+    a = cls(p_a, **kwargs)
     a.train()
     for t in range(150):
-        for p, g in zip(p_a, gradients(t, p_a)):
-            p.grad = g
+        set_grads(p_a, gradients(t, p_a))
         a.step()
-    # a fresh optimizer from the checkpoint (model weights and optimizer state), then continue both
+    buffer = io.BytesIO()
+    torch.save({"weights": [p.detach() for p in p_a], "optimizer": a.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer)
+    p_b = make_params(99)  # different initial values: everything must come from the checkpoint
     with torch.no_grad():
-        for pb, pa in zip(p_b, p_a):
-            pb.copy_(pa)
-    b = ScheduleFreeAdamW(p_b, lr=0.01, warmup_steps=20, weight_decay=0.1)
-    b.load_state_dict(copy.deepcopy(a.state_dict()))
-    assert b.param_groups[0]["train_mode"] and b.param_groups[0]["k"] == 150
+        for pb, w in zip(p_b, saved["weights"], strict=True):
+            pb.copy_(w)
+    b = cls(p_b, **kwargs)
+    b.load_state_dict(saved["optimizer"])
+    group = b.param_groups[0]
+    assert group["train_mode"] is True and group["k"] == 150
+    assert group["weight_sum"] == a.param_groups[0]["weight_sum"]
     for t in range(150, 300):
         grads = gradients(t, p_a)
-        for p, g in zip(p_a, grads):
-            p.grad = g.clone()
-        for p, g in zip(p_b, grads):
-            p.grad = g.clone()
+        set_grads(p_a, grads)
+        set_grads(p_b, grads)
         a.step()
         b.step()
-    for x, y in zip(p_a, p_b):
-        assert torch.equal(x, y)
+    assert all(torch.equal(x, y) for x, y in zip(p_a, p_b, strict=True))
+    a.eval()
+    b.eval()
+    assert all(torch.equal(x, y) for x, y in zip(p_a, p_b, strict=True))
 
 
-def test_step_in_eval_mode_is_an_error():
-    params = make_params(5)
-    opt = ScheduleFreeAdamW(params)
-    with pytest.raises(RuntimeError, match=r"call optimizer\.train\(\)"):
-        opt.step()
-
-
-@pytest.mark.parametrize(("factory", "kwargs", "match"), [
-    (ScheduleFreeAdamW, dict(lr=-1.0), "Invalid learning rate"),
-    (ScheduleFreeAdamW, dict(betas=(0.9, 1.0)), "Invalid beta parameter at index 1"),
-    (ScheduleFreeAdamW, dict(betas=(0.0, 0.999)), "Invalid beta parameter at index 0"),
-    (ScheduleFreeSGD, dict(momentum=1.0), "Invalid momentum"),
-])
-def test_argument_validation_like_torch(factory, kwargs, match):
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (ScheduleFreeAdamW, dict(lr=-1.0), r"Invalid learning rate: -1\.0"),
+        (ScheduleFreeAdamW, dict(betas=(0.9, 1.0)), r"Invalid beta2: 1\.0"),
+        (ScheduleFreeAdamW, dict(betas=(0.0, 0.999)), r"Invalid beta1: 0\.0"),
+        (ScheduleFreeAdamW, dict(eps=-1e-8), r"Invalid epsilon value"),
+        (ScheduleFreeAdamW, dict(weight_decay=-0.1), r"Invalid weight_decay value: -0\.1"),
+        (ScheduleFreeAdamW, dict(warmup_steps=2.5), r"Invalid warmup_steps: 2\.5"),
+        (ScheduleFreeAdamW, dict(r=-1.0), r"Invalid r: -1\.0"),
+        (ScheduleFreeAdamW, dict(weight_lr_power=float("nan")), r"Invalid weight_lr_power"),
+        (ScheduleFreeSGD, dict(momentum=1.0), r"Invalid momentum value: 1\.0"),
+        (ScheduleFreeSGD, dict(momentum=0.0), r"Invalid momentum value: 0\.0"),
+        (RefinedScheduleFreeAdamW, dict(C=0.0), r"Invalid C: 0\.0"),
+    ],
+)
+def test_argument_validation_like_torch(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        factory(make_params(0), **kwargs)
+        cls(make_params(0), **kwargs)
 
 
-# ------------------------------------------------------------------------------------ Muon
-def reference_muon_step(w, g, m, lr, mu, wd):
-    """Muon from the equations, float64, one matrix: returns (w, m)."""
-    w, g, m = w.double(), g.double(), m.double()
-    m = mu * m + (1 - mu) * g
-    u = (1 - mu) * g + mu * m
-    x = u.T if u.shape[0] > u.shape[1] else u
-    x = x / (x.norm() + 1e-7)
-    a, b, c = 3.4445, -4.7750, 2.0315
-    for _ in range(5):
-        A = x @ x.T
-        x = a * x + (b * A + c * A @ A) @ x
-    o = x.T if u.shape[0] > u.shape[1] else x
-    o = o * max(1.0, w.shape[0] / w.shape[1]) ** 0.5
-    w = w * (1 - lr * wd) - lr * o
-    return w, m
+# ------------------------------------------------------------------------ refined SF
+@pytest.mark.parametrize("beta1", [0.9, 0.95])
+def test_refined_sf_with_c_equal_inverse_one_minus_beta1_is_vanilla_bit_for_bit(beta1):
+    kwargs = dict(lr=0.01, betas=(beta1, 0.999), warmup_steps=10, weight_decay=0.05)
+    p_v, p_r = make_params(11), make_params(11)
+    vanilla = ScheduleFreeAdamW(p_v, **kwargs)
+    refined = RefinedScheduleFreeAdamW(p_r, C=1 / (1 - beta1), **kwargs)
+    vanilla.train()
+    refined.train()
+    for t in range(100):
+        grads = gradients(t, p_v)
+        set_grads(p_v, grads)
+        set_grads(p_r, grads)
+        vanilla.step()
+        refined.step()
+    assert all(torch.equal(a, b) for a, b in zip(p_v, p_r, strict=True))
 
 
-@pytest.mark.parametrize("shape", [(12, 20), (20, 12)])
-def test_muon_matches_equations(shape):
-    g0 = torch.Generator().manual_seed(0)
-    w = torch.nn.Parameter(torch.randn(*shape, generator=g0))
-    opt = Muon([{"params": [w], "use_muon": True}], lr=0.02, momentum=0.95, weight_decay=0.1)
-    w_ref, m_ref = w.detach().double().clone(), torch.zeros(shape, dtype=torch.float64)
+def test_refined_sf_clamps_the_averaging_weight_at_one():
+    """c = min(1, c_SF (1 - beta1) C): with C huge, c = 1 every step, so x = z (no averaging)."""
+    params = make_params(12)
+    opt = RefinedScheduleFreeAdamW(params, lr=0.01, C=1e9)
+    opt.train()
     for t in range(10):
-        g = torch.randn(shape, generator=g0)
-        w.grad = g.clone()
+        set_grads(params, gradients(t, params))
         opt.step()
-        w_ref, m_ref = reference_muon_step(w_ref, g, m_ref, 0.02, 0.95, 0.1)
-        torch.testing.assert_close(w.detach().double(), w_ref, rtol=1e-4, atol=1e-5)
+    opt.eval()
+    assert_params_close(params, [opt.state[p]["z"] for p in params], "x vs z")
+    assert opt.state_dict()["param_groups"][0]["C"] == 1e9
 
 
-def test_muon_bf16_path_matches_torch_muon():
-    g0 = torch.Generator().manual_seed(1)
-    shape = (16, 24)
-    w_ours = torch.nn.Parameter(torch.randn(*shape, generator=g0))
-    w_torch = torch.nn.Parameter(w_ours.detach().clone())
-    ours = Muon([{"params": [w_ours], "use_muon": True}], lr=0.02, weight_decay=0.1, ns_dtype=torch.bfloat16)
-    theirs = torch.optim.Muon([w_torch], lr=0.02, weight_decay=0.1, momentum=0.95, nesterov=True)
-    for _ in range(5):
-        g = torch.randn(shape, generator=g0)
-        w_ours.grad, w_torch.grad = g.clone(), g.clone()
-        ours.step()
-        theirs.step()
-    # bf16 Newton-Schulz: agreement to bf16 precision of the update (lr * O ~ 0.02)
-    torch.testing.assert_close(w_ours.detach(), w_torch.detach(), rtol=0, atol=2e-3)
+# ------------------------------------------------------------------------ registry
+def named_model_params():
+    return [
+        ("tok_emb.weight", torch.nn.Parameter(torch.randn(20, 8))),
+        ("blocks.0.attn.qkv.weight", torch.nn.Parameter(torch.randn(24, 8))),
+        ("blocks.0.attn.qkv.bias", torch.nn.Parameter(torch.zeros(24))),
+        ("blocks.0.ln1.weight", torch.nn.Parameter(torch.ones(8))),
+        ("lm_head.weight", torch.nn.Parameter(torch.randn(20, 8))),
+    ]
 
 
-def test_newton_schulz_singular_values_land_near_one():
-    g = torch.randn(64, 32, generator=torch.Generator().manual_seed(2))
-    s = torch.linalg.svdvals(newton_schulz(g))
-    assert 0.5 < s.min() and s.max() < 1.5
-
-
-def test_muon_param_split():
-    named = [("tok_emb.weight", torch.nn.Parameter(torch.zeros(84, 8))),
-             ("pos_emb.weight", torch.nn.Parameter(torch.zeros(16, 8))),
-             ("blocks.0.attn.qkv.weight", torch.nn.Parameter(torch.zeros(24, 8))),
-             ("blocks.0.attn.qkv.bias", torch.nn.Parameter(torch.zeros(24))),
-             ("blocks.0.ln1.weight", torch.nn.Parameter(torch.zeros(8))),
-             ("blocks.0.mlp.fc.weight", torch.nn.Parameter(torch.zeros(32, 8))),
-             ("lm_head.weight", torch.nn.Parameter(torch.zeros(84, 8)))]
-    muon, adamw = split_muon_params(named)
-    assert [id(p) for p in muon] == [id(named[2][1]), id(named[5][1])]
-    assert len(adamw) == 5
-
-
-# ------------------------------------------------------------------------------------ registry
-def test_build_optimizer_errors_name_field_and_value():
-    named = [("w", torch.nn.Parameter(torch.zeros(3, 3)))]
-    with pytest.raises(ConfigError, match=r"optimizer\.name must be one of \['adamw', 'muon', 'sf_adamw', 'sf_sgd', 'sgd'\], got 'adam'"):
+def test_build_optimizer_errors_name_field_value_and_expectation():
+    named = named_model_params()
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimizer\.name must be one of \['adamw', 'muon', 'sf_adamw', "
+        r"'sf_sgd', 'sgd'\], got 'adam'$",
+    ):
         build_optimizer("adam", named, lr=1e-3)
-    with pytest.raises(ConfigError, match=r"optimizer\.lr must be a number > 0, got -0\.001"):
+    with pytest.raises(ConfigError, match=r"^optimizer\.lr must be a number > 0, got -0\.001$"):
         build_optimizer("adamw", named, lr=-1e-3)
-    with pytest.raises(ConfigError, match=r"optimizer\.momentun must be a hyperparameter of 'sgd'"):
+    with pytest.raises(ConfigError, match=r"^optimizer\.lr must be a number > 0, got nan$"):
+        build_optimizer("adamw", named, lr=float("nan"))
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimizer\.momentun must be a hyperparameter of 'sgd': one of "
+        r"\['momentum', 'nesterov', 'weight_decay'\], got 0\.9$",
+    ):
         build_optimizer("sgd", named, lr=1e-3, momentun=0.9)
+    with pytest.raises(
+        ConfigError, match=r"^optimizer must be a valid 'sf_adamw' configuration \(Invalid beta2: "
+    ):
+        build_optimizer("sf_adamw", named, lr=1e-3, betas=(0.9, 1.0))
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimizer\.ns_dtype must be None or one of \['bfloat16', 'float32', "
+        r"'float64'\], got 'fp8'$",
+    ):
+        build_optimizer("muon", named, lr=0.02, ns_dtype="fp8")
+
+
+def test_registry_names_and_schedule_free_flags():
     assert sorted(OPTIMIZERS) == ["adamw", "muon", "sf_adamw", "sf_sgd", "sgd"]
+    assert [n for n in sorted(OPTIMIZERS) if is_schedule_free(n)] == ["sf_adamw", "sf_sgd"]
+    for name in OPTIMIZERS:
+        opt = build_optimizer(name, named_model_params(), lr=1e-3)
+        assert bool(getattr(opt, "schedule_free", False)) == is_schedule_free(name), name
 
 
-def test_build_optimizer_records_base_lr_and_decays_only_matrices():
-    named = [("w", torch.nn.Parameter(torch.zeros(3, 3))), ("b", torch.nn.Parameter(torch.zeros(3)))]
-    opt = build_optimizer("adamw", named, lr=2e-3, weight_decay=0.1)
-    assert [(g["base_lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups] == [(2e-3, 0.1, 1), (2e-3, 0.0, 1)]
-    muon = build_optimizer("muon", named, lr=0.02, adamw_lr=1e-3)
-    assert [(g["use_muon"], g["base_lr"]) for g in muon.param_groups] == [(True, 0.02), (False, 1e-3)]
+def test_build_adamw_is_fused_on_cpu_and_decays_only_matrices():
+    named = named_model_params()
+    opt = build_optimizer("adamw", named, lr=2e-3, weight_decay=0.1, betas=(0.9, 0.95))
+    assert opt.defaults["fused"] is True
+    groups = [
+        (g["base_lr"], g["lr"], g["weight_decay"], [p.ndim for p in g["params"]])
+        for g in opt.param_groups
+    ]
+    assert groups == [(2e-3, 2e-3, 0.1, [2, 2, 2]), (2e-3, 2e-3, 0.0, [1, 1])]
+    assert opt.param_groups[0]["betas"] == (0.9, 0.95)
+
+
+def test_build_passes_hyperparameters_through():
+    sgd = build_optimizer(
+        "sgd", named_model_params(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4
+    )
+    assert [(g["momentum"], g["nesterov"], g["weight_decay"]) for g in sgd.param_groups] == [
+        (0.9, True, 1e-4),
+        (0.9, True, 0.0),
+    ]
+    sf = build_optimizer(
+        "sf_adamw", named_model_params(), lr=0.01, warmup_steps=7, r=0.5, betas=(0.95, 0.99)
+    )
+    assert isinstance(sf, ScheduleFreeAdamW)
+    assert {(g["warmup_steps"], g["r"], g["betas"], g["base_lr"]) for g in sf.param_groups} == {
+        (7, 0.5, (0.95, 0.99), 0.01)
+    }
+    sf_sgd = build_optimizer("sf_sgd", named_model_params(), lr=1.0, momentum=0.8, weight_decay=0.1)
+    assert [(g["momentum"], g["weight_decay"]) for g in sf_sgd.param_groups] == [
+        (0.8, 0.1),
+        (0.8, 0.0),
+    ]
+
+
+def test_base_lr_drives_a_schedule_and_frozen_parameters_are_left_out():
+    named = named_model_params()
+    named[3][1].requires_grad_(False)
+    opt = build_optimizer("adamw", named, lr=1e-3)
+    assert sum(len(g["params"]) for g in opt.param_groups) == 4
+    for group in opt.param_groups:
+        group["lr"] = group["base_lr"] * 0.5  # what the lineage loop does
+    assert [g["lr"] for g in opt.param_groups] == [5e-4, 5e-4]
+    assert copy.deepcopy(opt.state_dict())["param_groups"][0]["base_lr"] == 1e-3

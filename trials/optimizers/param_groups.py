@@ -21,7 +21,9 @@ def is_muon_param(name: str, param: torch.Tensor) -> bool:
     return param.ndim == 2 and not any(tag in name for tag in _ADAMW_NAME_TAGS)
 
 
-def split_muon_params(named_parameters: NamedParams) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+def split_muon_params(
+    named_parameters: NamedParams,
+) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
     """``(muon_params, adamw_params)`` in the model's order; frozen parameters are left out."""
     muon, adamw = [], []
     for name, p in named_parameters:
@@ -37,5 +39,8 @@ def decay_param_groups(named_parameters: NamedParams, weight_decay: float) -> li
     for _, p in named_parameters:
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return [g for g in groups if g["params"]]

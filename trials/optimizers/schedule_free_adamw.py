@@ -1,58 +1,121 @@
 """Schedule-Free AdamW (Defazio et al. 2024), written from ALGORITHMS.md §2 / NOTES §1.3.
 
-Matches the ``schedulefree`` package's ``AdamWScheduleFree`` (v1.4.1: bias correction in the
-denominator, weight decay evaluated at ``y``) to float32 tolerance; see
-tests/trials_tests/test_optimizers.py. Like the reference, ``step()`` overwrites ``p.grad`` with
-the normalised direction: clip and log gradients before stepping.
+The base direction is Adam's normalised gradient without a first moment, with the bias
+correction in the denominator (the ``schedulefree`` package's behaviour since v1.3, NOTES §1.8)
+and weight decay evaluated at ``y``::
+
+    v ← beta2 v + (1 - beta2) g²
+    u = g / (sqrt(v / (1 - beta2^(k+1))) + eps) + lambda y
+
+Agrees with ``schedulefree.AdamWScheduleFree`` 1.4.1 to float32 rounding (tests/trials_tests/
+test_optimizers.py drives both with identical gradients). Unlike it, ``p.grad`` is not
+overwritten (NOTES §1.3 pitfall), at the cost of one temporary per parameter per step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from trials.optimizers._schedule_free import ScheduleFreeBase, _check_beta
+from trials.optimizers._schedule_free import ScheduleFreeOptimizer, _is_real
 
 __all__ = ["ScheduleFreeAdamW"]
 
 
-class ScheduleFreeAdamW(ScheduleFreeBase):
-    """Args mirror ``schedulefree.AdamWScheduleFree``: ``betas[0]`` is the interpolation beta."""
+class ScheduleFreeAdamW(ScheduleFreeOptimizer):
+    """Schedule-Free AdamW; call ``train()`` before stepping and ``eval()`` before evaluating.
+
+    Args:
+        params: parameters or param-group dicts, as for any ``torch.optim`` optimizer.
+        lr: peak learning rate (reached after ``warmup_steps``); the z-step uses it constantly.
+        betas: ``(beta1, beta2)``; ``beta1`` is the schedule-free interpolation
+            ``y = (1 - beta1) z + beta1 x``, not an Adam momentum; ``beta2`` averages ``g²``.
+        eps: added outside the square root of the bias-corrected second moment.
+        weight_decay: decoupled decay ``lambda``, evaluated at ``y`` and applied to ``z``.
+        warmup_steps: linear warmup ``lr_k = lr (k + 1) / W`` for ``k < W``.
+        r: polynomial weighting of the average, ``w_k ∝ (k + 1)^r``.
+        weight_lr_power: ``p`` in ``w_k = (k + 1)^r · lr_max^p`` (2: the paper's squared-LR rule).
+        foreach: ``True``: the ``torch._foreach_*`` path; ``False``: a per-tensor loop; ``None``:
+            foreach on CUDA, per-tensor elsewhere (faster on CPU).
+    """
 
     def __init__(
-        self, params: Iterable[Any], lr: float = 0.0025, betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8, weight_decay: float = 0.0, warmup_steps: int = 0, r: float = 0.0,
-        weight_lr_power: float = 2.0, foreach: bool | None = None,
+        self,
+        params: Any,
+        lr: float = 0.0025,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        warmup_steps: int = 0,
+        r: float = 0.0,
+        weight_lr_power: float = 2.0,
+        foreach: bool | None = None,
     ) -> None:
-        _check_beta("beta parameter at index 0", betas[0])
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power,
-                                      foreach=foreach))
+        beta1, beta2 = betas
+        if not _is_real(beta1) or not 0.0 < beta1 < 1.0:  # eval() divides by beta1
+            raise ValueError(f"Invalid beta1: {beta1!r} (must be in (0, 1))")
+        if not _is_real(beta2) or not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"Invalid beta2: {beta2!r} (must be in [0, 1))")
+        if not _is_real(eps) or not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps!r} (must be >= 0)")
+        defaults = dict(
+            lr=lr,
+            betas=(beta1, beta2),
+            eps=eps,
+            weight_decay=weight_decay,
+            warmup_steps=warmup_steps,
+            r=r,
+            weight_lr_power=weight_lr_power,
+            foreach=foreach,
+        )
+        super().__init__(params, defaults)
 
-    @staticmethod
-    def _beta(group: dict[str, Any]) -> float:
+    def _interpolation(self, group: dict[str, Any]) -> float:
         return group["betas"][0]
 
-    def _init_state(self, p: torch.Tensor) -> None:
-        super()._init_state(p)
-        self.state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    def _init_state(self, p: Tensor, state: dict[str, Any]) -> None:
+        super()._init_state(p, state)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def _direction(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        beta2 = group["betas"][1]
-        bias_correction2 = 1 - beta2 ** (group["k"] + 1)
-        vs = [self.state[p]["exp_avg_sq"] for p in params]
-        # v <- beta2 v + (1 - beta2) g^2
+    def _directions(
+        self,
+        group: dict[str, Any],
+        ys: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict],
+        k: int,
+    ) -> list[Tensor]:
+        beta2, eps, decay = group["betas"][1], group["eps"], group["weight_decay"]
+        bias_correction2 = 1.0 - beta2 ** (k + 1)
+        vs = [s["exp_avg_sq"] for s in states]
+        # v ← beta2 v + (1 - beta2) g ⊙ g
         torch._foreach_mul_(vs, beta2)
-        torch._foreach_addcmul_(vs, grads, grads, value=1 - beta2)
-        # denom = sqrt(v / (1 - beta2^(k+1))) + eps      (eps outside the sqrt)
+        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
+        # d = sqrt(v / (1 - beta2^(k+1))) + eps        (eps outside the square root)
         denom = torch._foreach_div(vs, bias_correction2)
         torch._foreach_sqrt_(denom)
-        torch._foreach_add_(denom, group["eps"])
-        # u = g / denom   (in place in p.grad, as the reference does)
-        torch._foreach_div_(grads, denom)
+        torch._foreach_add_(denom, eps)
+        # u = g ⊘ d   (a new tensor: p.grad stays the raw gradient)
+        us = torch._foreach_div(grads, denom)
+        if decay != 0:
+            # u ← u + lambda y    (decay evaluated at y)
+            torch._foreach_add_(us, ys, alpha=decay)
+        return us
+
+    def _direction(
+        self, group: dict[str, Any], y: Tensor, grad: Tensor, state: dict, k: int
+    ) -> Tensor:
+        beta2, eps, decay = group["betas"][1], group["eps"], group["weight_decay"]
+        v = state["exp_avg_sq"]
+        # v ← beta2 v + (1 - beta2) g ⊙ g
+        v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        # d = sqrt(v / (1 - beta2^(k+1))) + eps
+        denom = v.div(1.0 - beta2 ** (k + 1)).sqrt_().add_(eps)
+        # u = g ⊘ d, computed into d's buffer (p.grad untouched)
+        u = torch.div(grad, denom, out=denom)
+        if decay != 0:
+            # u ← u + lambda y
+            u.add_(y, alpha=decay)
+        return u

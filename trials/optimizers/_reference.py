@@ -1,0 +1,157 @@
+"""Slow schedule-free twins written straight from the three-sequence equations (tests only).
+
+They store ``x``, ``y`` and ``z`` explicitly and share no code with the fast classes, so a test
+that drives both with identical gradients checks the in-place algebra of
+:mod:`trials.optimizers._schedule_free` (ALGORITHMS.md §2, steps 1–6; NOTES §1.1–1.3)::
+
+    lr_k   = lr · min(1, (k + 1)/W);  lr_max = max(lr_max, lr_k)
+    w_k    = (k + 1)^r · lr_max^p;    S += w_k;   c = w_k / S
+    u      = g / (sqrt(v̂) + eps)   (AdamW)   or   g   (SGD)
+    z      ← z − lr_k (u + lambda y)
+    x      ← (1 − c) x + c z
+    y      ← beta x + (1 − beta) z;   the parameter holds y (train) or x (eval)
+
+They agree with the fast classes to rounding only (NOTES §1.3: rtol 1e-5, atol 1e-6 in fp32).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["ScheduleFreeAdamWReference", "ScheduleFreeSGDReference"]
+
+
+class _ScheduleFreeReference(torch.optim.Optimizer):
+    schedule_free = True
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        defaults.update(k=0, train_mode=False, weight_sum=0.0, lr_max=-1.0)
+        super().__init__(params, defaults)
+
+    def _beta(self, group: dict[str, Any]) -> float:
+        raise NotImplementedError
+
+    def _base_direction(
+        self, group: dict[str, Any], g: Tensor, state: dict[str, Any], k: int
+    ) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def eval(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if "x" in self.state[p]:
+                    p.copy_(self.state[p]["x"])
+            group["train_mode"] = False
+
+    @torch.no_grad()
+    def train(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if "y" in self.state[p]:
+                    p.copy_(self.state[p]["y"])
+            group["train_mode"] = True
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if not group["train_mode"]:
+                raise RuntimeError("reference step() in eval mode: call optimizer.train()")
+            k, w_steps, beta = group["k"], group["warmup_steps"], self._beta(group)
+            lr_k = group["lr"] * min(1.0, (k + 1) / w_steps) if w_steps > 0 else group["lr"]
+            group["lr_max"] = max(group["lr_max"], lr_k)
+            w = (k + 1) ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
+            group["weight_sum"] += w
+            c = w / group["weight_sum"] if group["weight_sum"] > 0 else 0.0
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "z" not in state:
+                    state["x"], state["y"], state["z"] = p.clone(), p.clone(), p.clone()
+                x, y, z = state["x"], state["y"], state["z"]
+                u = self._base_direction(group, p.grad, state, k)
+                z_new = z - lr_k * (u + group["weight_decay"] * y)
+                x_new = (1 - c) * x + c * z_new
+                y_new = beta * x_new + (1 - beta) * z_new
+                state["x"], state["y"], state["z"] = x_new, y_new, z_new
+                p.copy_(y_new)
+            group["k"] = k + 1
+        return loss
+
+
+class ScheduleFreeAdamWReference(_ScheduleFreeReference):
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.0025,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        warmup_steps: int = 0,
+        r: float = 0.0,
+        weight_lr_power: float = 2.0,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=betas,
+                eps=eps,
+                weight_decay=weight_decay,
+                warmup_steps=warmup_steps,
+                r=r,
+                weight_lr_power=weight_lr_power,
+            ),
+        )
+
+    def _beta(self, group: dict[str, Any]) -> float:
+        return group["betas"][0]
+
+    def _base_direction(
+        self, group: dict[str, Any], g: Tensor, state: dict[str, Any], k: int
+    ) -> Tensor:
+        beta2 = group["betas"][1]
+        v = state.get("v", torch.zeros_like(g))
+        state["v"] = v = beta2 * v + (1 - beta2) * g * g
+        v_hat = v / (1 - beta2 ** (k + 1))
+        return g / (v_hat.sqrt() + group["eps"])
+
+
+class ScheduleFreeSGDReference(_ScheduleFreeReference):
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1.0,
+        momentum: float = 0.9,
+        weight_decay: float = 0,
+        warmup_steps: int = 0,
+        r: float = 0.0,
+        weight_lr_power: float = 2.0,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                warmup_steps=warmup_steps,
+                r=r,
+                weight_lr_power=weight_lr_power,
+            ),
+        )
+
+    def _beta(self, group: dict[str, Any]) -> float:
+        return group["momentum"]
+
+    def _base_direction(
+        self, group: dict[str, Any], g: Tensor, state: dict[str, Any], k: int
+    ) -> Tensor:
+        return g
