@@ -154,9 +154,15 @@ def cmd_trial(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from orchestrator.jobs import submit
 
+    from orchestrator.jobs import job_status
+
     job_id = submit(args.spec, address=args.address, store=args.store, wait=args.wait)
-    print(job_id)
-    return 0
+    if not args.wait:
+        print(job_id)
+        return 0
+    status = job_status(job_id, address=args.address)
+    print(f"{job_id} {status}")
+    return 0 if status == "SUCCEEDED" else 1
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -59,5 +59,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpu
             log_to_driver=True, configure_logging=True, runtime_env=runtime_env,
         )
         return "embedded local Ray on 127.0.0.1"
-    ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:  # inside a Ray Job: its runtime env already applies
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     return f"Ray cluster at {address}"
