@@ -1,0 +1,83 @@
+"""Compute figure: what the plan spends against the naive one-run-per-(setting, horizon) sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis.figures._common import FigureUnavailable
+
+__all__ = ["compute_figure", "compute_totals"]
+
+
+def compute_totals(
+    plan: dict | None, lineages: pd.DataFrame | None
+) -> dict[str, tuple[float, float]]:
+    """``{"tokens": (spent, naive), "FLOPs": (spent, naive)}`` from the plan, else estimated from
+    the lineages frame: spent = Σ tokens/FLOPs trained over branches; naive = Σ over every
+    (setting, seed, horizon) answered of horizon × tokens per step (FLOPs ≈ 6·N per token)."""
+    out: dict[str, tuple[float, float]] = {}
+    if plan:
+        for key, name in (("tokens", "tokens"), ("flops", "FLOPs")):
+            spent, naive = plan.get(f"planned_{key}"), plan.get(f"naive_{key}")
+            if spent and naive:
+                out[name] = (float(spent), float(naive))
+        if out:
+            return out
+    if lineages is None or not {"horizons", "tokens_per_step", "tokens_trained"} <= set(
+        lineages.columns
+    ):
+        return out
+    horizon_sum = lineages["horizons"].map(
+        lambda h: float(np.sum(h)) if h is not None and len(h) else 0.0
+    )
+    naive_tokens = float((horizon_sum * lineages["tokens_per_step"]).sum())
+    spent_tokens = float(lineages["tokens_trained"].sum())
+    if naive_tokens > 0 and spent_tokens > 0:
+        out["tokens"] = (spent_tokens, naive_tokens)
+        if "flops_trained" in lineages.columns and "n_params" in lineages.columns:
+            naive_flops = float(
+                (6.0 * horizon_sum * lineages["tokens_per_step"] * lineages["n_params"]).sum()
+            )
+            spent_flops = float(lineages["flops_trained"].sum())
+            if naive_flops > 0 and spent_flops > 0:
+                out["FLOPs"] = (spent_flops, naive_flops)
+    return out
+
+
+def compute_figure(plan: dict | None, lineages: pd.DataFrame | None = None) -> go.Figure:
+    """Bars of spent and naive compute, as % of naive, with the absolute values as labels."""
+    totals = compute_totals(plan, lineages)
+    if not totals:
+        raise FigureUnavailable("no plan and no token accounting in the lineages frame")
+    names = list(totals)
+    spent = [totals[n][0] for n in names]
+    naive = [totals[n][1] for n in names]
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=names,
+                y=[100.0] * len(names),
+                name="naive (one run per setting and horizon)",
+                marker_color="#bbbbbb",
+                text=[f"{v:.3g}" for v in naive],
+                textposition="outside",
+            ),
+            go.Bar(
+                x=names,
+                y=[100.0 * s / n for s, n in zip(spent, naive, strict=True)],
+                name="this sweep's plan",
+                marker_color="#1f77b4",
+                text=[f"{s:.3g} ({100 * s / n:.0f}%)" for s, n in zip(spent, naive, strict=True)],
+                textposition="outside",
+            ),
+        ]
+    )
+    fig.update_layout(
+        barmode="group",
+        yaxis_title="% of naive compute",
+        template="plotly_white",
+        yaxis_range=[0, 120],
+    )
+    return fig
