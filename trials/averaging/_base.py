@@ -25,7 +25,7 @@ import torch
 
 from trials.errors import ConfigError
 
-__all__ = ["Averager", "Placer"]
+__all__ = ["Averager", "Placer", "RunningAverage"]
 
 # Turns a list of tensors from a state dict into tensors on the averages' device and dtype.
 Placer = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
