@@ -122,6 +122,17 @@ def test_linreg_sweep_writes_every_row_exactly_once_and_query_matches_pandas(tmp
                    .astype({"lineage_id": str, "branch": str, "weights": str})
                    .sort_values(["lineage_id", "branch", "horizon", "weights", "loss"]).reset_index(drop=True))
     pd.testing.assert_frame_equal(from_sql, from_pandas, check_dtype=False)
+    # `lrsweep status` counts what the store holds; `lrsweep export` gives one curve as step,lr,loss
+    status = json.loads(lrsweep("status", "--store", str(tmp_path / "store"), "--json").stdout)
+    assert status[0]["completed"] == lineages["lineage_id"].nunique() and status[0]["pending"] == 0
+    cosine = lineages[(lineages["schedule"] == "cosine")].iloc[0]
+    csv = lrsweep("export", "e2e", cosine["lineage_id"][:8], "--store", str(tmp_path / "store"))
+    assert csv.returncode == 0, csv.stderr
+    exported = pd.read_csv(__import__("io").StringIO(csv.stdout))
+    mine = train[(train["lineage_id"] == cosine["lineage_id"])].sort_values("step")
+    assert list(exported.columns) == ["step", "lr", "loss"]
+    assert exported["step"].tolist() == mine["step"].tolist()
+    assert exported["loss"].tolist() == pytest.approx(mine["loss"].tolist(), rel=1e-8)  # CSV keeps 10 digits
     # a rerun trains nothing
     again = lrsweep("run", str(spec), "--quiet")
     assert again.returncode == 0 and "already done" in again.stdout and "nothing new to run" in again.stdout
