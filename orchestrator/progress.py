@@ -35,6 +35,7 @@ class SweepProgress:
         if self._live is not None:
             self._live.update(self.render())
             self._live.__exit__(*exc)
+            self.console.line()
 
     def update(self, lineage_id: str, *, state: str | None = None, tokens: int | None = None) -> None:
         if lineage_id not in self.state:
