@@ -1,31 +1,28 @@
-"""Schedule-free optimizers against their references, step by step, and the optimizer registry.
+"""Schedule-free AdamW/SGD and refined SF against their references, step by step.
 
-References: the PyPI ``schedulefree`` 1.4.1 package (pinned in pyproject, ALGORITHMS-NOTES §1.9)
-and our own three-sequence twins in ``trials.optimizers._reference``. Both are driven with
-identical gradients. Tolerance: rtol 1e-5, atol 1e-6 in float32, the one the reference
-repository's own equivalence tests use (NOTES §1.3): the in-place and explicit forms differ by
-rounding only. Resuming from a state dict must be bit-exact.
+References: the PyPI ``schedulefree`` 1.4.1 package (pinned in pyproject, ALGORITHMS-NOTES §1.9),
+a known-answer fixture from the reference repository's git HEAD for ``inner_momentum``
+(tests/data/optimizers/README.md), and our own three-sequence twins in
+``trials.optimizers._reference``. All are driven with identical gradients. Against 1.4.1 and the
+HEAD fixture the match is bit for bit (same operations in the same order); against the
+three-sequence twins the tolerance is rtol 1e-5, atol 1e-6 in float32, the one the reference
+repository's own equivalence tests use (NOTES §1.3). Resuming from a state dict is bit-exact.
 """
 
 from __future__ import annotations
 
-import copy
 import io
+import json
+from pathlib import Path
 
 import pytest
 import schedulefree
 import torch
 
-from trials.errors import ConfigError
-from trials.optimizers import (
-    OPTIMIZERS,
-    RefinedScheduleFreeAdamW,
-    ScheduleFreeAdamW,
-    ScheduleFreeSGD,
-    build_optimizer,
-    is_schedule_free,
-)
+from trials.optimizers import RefinedScheduleFreeAdamW, ScheduleFreeAdamW, ScheduleFreeSGD
 from trials.optimizers._reference import ScheduleFreeAdamWReference, ScheduleFreeSGDReference
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "optimizers"
 
 SHAPES = [(16, 8), (8,), (4, 4, 3), (5, 7)]
 RTOL, ATOL = 1e-5, 1e-6
@@ -156,6 +153,99 @@ def test_sf_sgd_matches_schedulefree(case, foreach):
     drive(ours, ref, p_ours, p_ref, STEPS)
 
 
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "per-tensor"])
+@pytest.mark.parametrize(
+    ("cls", "ref_cls", "case"),
+    [(ScheduleFreeAdamW, schedulefree.AdamWScheduleFree, c) for c in SF_ADAMW_CASES]
+    + [(ScheduleFreeSGD, schedulefree.SGDScheduleFree, c) for c in SF_SGD_CASES],
+)
+def test_bit_identical_to_schedulefree_1_4_1(cls, ref_cls, case, foreach):
+    """With the package's own path (foreach or not) and ``inner_momentum=0`` the two agree bit for
+    bit: the same float operations in the same order, and p.grad kept intact changes nothing."""
+    kwargs, groups = (SF_ADAMW_CASES if cls is ScheduleFreeAdamW else SF_SGD_CASES)[case]
+    if cls is ScheduleFreeAdamW:
+        kwargs = {**kwargs, "inner_momentum": 0.0}
+    lr_cut = (60, 0.25) if groups == "cut" else None
+    groups = None if groups == "cut" else groups
+    p_ours, p_ref = make_params(1), make_params(1)
+    ours = cls(as_groups(p_ours, groups), foreach=foreach, **kwargs)
+    ref = ref_cls(
+        as_groups(p_ref, groups),
+        foreach=foreach,
+        **{k: v for k, v in kwargs.items() if k != "inner_momentum"},
+    )
+    ours.train()
+    ref.train()
+    for t in range(120):
+        if lr_cut is not None and t == lr_cut[0]:
+            for group in (*ours.param_groups, *ref.param_groups):
+                group["lr"] *= lr_cut[1]
+        grads = gradients(t, p_ref)
+        set_grads(p_ours, grads)
+        set_grads(p_ref, grads)
+        ours.step()
+        ref.step()
+        assert all(torch.equal(a, b) for a, b in zip(p_ours, p_ref, strict=True)), t
+    for p, q in zip(p_ours, p_ref, strict=True):
+        assert torch.equal(ours.state[p]["z"], ref.state[q]["z"])
+        assert "exp_avg" not in ours.state[p]  # no first moment allocated at inner_momentum=0
+
+
+def load_fixture(name: str) -> dict:
+    return json.loads((DATA / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "per-tensor"])
+@pytest.mark.parametrize("path", ["foreach", "per_tensor"])
+def test_inner_momentum_matches_the_reference_head_known_answers(path, foreach):
+    """``AdamWScheduleFree(inner_momentum=0.9)`` at the reference's git HEAD (fixture), both of its
+    paths, against both of ours: parameters, z, exp_avg, exp_avg_sq, the group scalars every step
+    and x at the end, bit for bit."""
+    rec = load_fixture("sf_adamw_inner_momentum")[path]
+    cfg = {k: v for k, v in rec["config"].items() if k != "foreach"}
+    cfg["betas"] = tuple(cfg["betas"])
+    params = {n: torch.nn.Parameter(torch.tensor(v)) for n, v in rec["initial"].items()}
+    opt = ScheduleFreeAdamW(list(params.values()), foreach=foreach, **cfg)
+    opt.train()
+    for t, row in enumerate(rec["steps"]):
+        for n, p in params.items():
+            p.grad = torch.tensor(row["grads"][n])
+        opt.step()
+        for n, p in params.items():
+            assert torch.equal(p.detach(), torch.tensor(row["params"][n])), (t, n)
+            assert sorted(opt.state[p]) == sorted(row["state"][n])
+            for key, value in row["state"][n].items():
+                assert torch.equal(opt.state[p][key], torch.tensor(value)), (t, n, key)
+        group = opt.param_groups[0]
+        assert {k: group[k] for k in row["group"]} == row["group"]
+    opt.eval()
+    for n, p in params.items():
+        assert torch.equal(p.detach(), torch.tensor(rec["x"][n]))
+
+
+def test_inner_momentum_is_a_bias_corrected_first_moment():
+    """Known answer at step 0: m = (1 - mu) g, m̂ = g, v̂ = g², so z_1 = z_0 - lr g/(|g| + eps)
+    whatever mu is; at step 1 the numerator is (mu (1-mu) g0 + (1-mu) g1) / (1 - mu²)."""
+    mu, lr, eps = 0.9, 0.1, 1e-8
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    opt = ScheduleFreeAdamW([p], lr=lr, betas=(0.5, 0.999), eps=eps, inner_momentum=mu)
+    opt.train()
+    g0, g1 = (
+        torch.tensor([3.0, -1.0], dtype=torch.float64),
+        torch.tensor([1.0, 2.0], dtype=torch.float64),
+    )
+    p.grad = g0.clone()
+    opt.step()
+    z1 = torch.tensor([1.0, -2.0], dtype=torch.float64) - lr * g0 / (g0.abs() + eps)
+    torch.testing.assert_close(opt.state[p]["z"], z1, rtol=1e-12, atol=0)
+    p.grad = g1.clone()
+    opt.step()
+    m_hat = (mu * (1 - mu) * g0 + (1 - mu) * g1) / (1 - mu**2)
+    v_hat = (0.999 * 0.001 * g0**2 + 0.001 * g1**2) / (1 - 0.999**2)
+    z2 = z1 - lr * m_hat / (v_hat.sqrt() + eps)
+    torch.testing.assert_close(opt.state[p]["z"], z2, rtol=1e-12, atol=0)
+
+
 # ------------------------------------------------------------------------ vs our 3-sequence twin
 @pytest.mark.parametrize(
     ("fast_cls", "ref_cls", "kwargs"),
@@ -166,19 +256,25 @@ def test_sf_sgd_matches_schedulefree(case, foreach):
             dict(lr=0.01, weight_decay=0.1, warmup_steps=20, r=0.5),
         ),
         (
+            ScheduleFreeAdamW,
+            ScheduleFreeAdamWReference,
+            dict(lr=0.01, weight_decay=0.1, warmup_steps=20, r=0.5, inner_momentum=0.9),
+        ),
+        (
             ScheduleFreeSGD,
             ScheduleFreeSGDReference,
             dict(lr=0.5, weight_decay=0.02, warmup_steps=20, weight_lr_power=0.0),
         ),
     ],
-    ids=["adamw", "sgd"],
+    ids=["adamw", "adamw-inner-momentum", "sgd"],
 )
 def test_fast_matches_three_sequence_reference(fast_cls, ref_cls, kwargs):
     p_fast, p_ref = make_params(3), make_params(3)
     fast, ref = fast_cls(p_fast, **kwargs), ref_cls(p_ref, **kwargs)
     fast.train()
     ref.train()
-    drive(fast, ref, p_fast, p_ref, 200)
+    keys = ("z", "exp_avg_sq", "exp_avg") if kwargs.get("inner_momentum") else ("z",)
+    drive(fast, ref, p_fast, p_ref, 200, state_keys=keys)
 
 
 def test_three_sequence_reference_matches_the_package_reference():
@@ -346,6 +442,9 @@ def test_state_dict_round_trip_mid_run_is_bit_exact(cls, kwargs):
         (ScheduleFreeAdamW, dict(warmup_steps=2.5), r"Invalid warmup_steps: 2\.5"),
         (ScheduleFreeAdamW, dict(r=-1.0), r"Invalid r: -1\.0"),
         (ScheduleFreeAdamW, dict(weight_lr_power=float("nan")), r"Invalid weight_lr_power"),
+        (ScheduleFreeAdamW, dict(inner_momentum=-0.1), r"Invalid inner_momentum: -0\.1"),
+        (ScheduleFreeAdamW, dict(betas=0.9), r"Invalid betas: 0\.9"),
+        (ScheduleFreeAdamW, dict(lr="0.01"), r"Invalid learning rate: '0\.01'"),
         (ScheduleFreeSGD, dict(momentum=1.0), r"Invalid momentum value: 1\.0"),
         (ScheduleFreeSGD, dict(momentum=0.0), r"Invalid momentum value: 0\.0"),
         (RefinedScheduleFreeAdamW, dict(C=0.0), r"Invalid C: 0\.0"),
@@ -385,97 +484,3 @@ def test_refined_sf_clamps_the_averaging_weight_at_one():
     opt.eval()
     assert_params_close(params, [opt.state[p]["z"] for p in params], "x vs z")
     assert opt.state_dict()["param_groups"][0]["C"] == 1e9
-
-
-# ------------------------------------------------------------------------ registry
-def named_model_params():
-    return [
-        ("tok_emb.weight", torch.nn.Parameter(torch.randn(20, 8))),
-        ("blocks.0.attn.qkv.weight", torch.nn.Parameter(torch.randn(24, 8))),
-        ("blocks.0.attn.qkv.bias", torch.nn.Parameter(torch.zeros(24))),
-        ("blocks.0.ln1.weight", torch.nn.Parameter(torch.ones(8))),
-        ("lm_head.weight", torch.nn.Parameter(torch.randn(20, 8))),
-    ]
-
-
-def test_build_optimizer_errors_name_field_value_and_expectation():
-    named = named_model_params()
-    with pytest.raises(
-        ConfigError,
-        match=r"^optimizer\.name must be one of \['adamw', 'muon', 'sf_adamw', "
-        r"'sf_sgd', 'sgd'\], got 'adam'$",
-    ):
-        build_optimizer("adam", named, lr=1e-3)
-    with pytest.raises(ConfigError, match=r"^optimizer\.lr must be a number > 0, got -0\.001$"):
-        build_optimizer("adamw", named, lr=-1e-3)
-    with pytest.raises(ConfigError, match=r"^optimizer\.lr must be a number > 0, got nan$"):
-        build_optimizer("adamw", named, lr=float("nan"))
-    with pytest.raises(
-        ConfigError,
-        match=r"^optimizer\.momentun must be a hyperparameter of 'sgd': one of "
-        r"\['momentum', 'nesterov', 'weight_decay'\], got 0\.9$",
-    ):
-        build_optimizer("sgd", named, lr=1e-3, momentun=0.9)
-    with pytest.raises(
-        ConfigError, match=r"^optimizer must be a valid 'sf_adamw' configuration \(Invalid beta2: "
-    ):
-        build_optimizer("sf_adamw", named, lr=1e-3, betas=(0.9, 1.0))
-    with pytest.raises(
-        ConfigError,
-        match=r"^optimizer\.ns_dtype must be None or one of \['bfloat16', 'float32', "
-        r"'float64'\], got 'fp8'$",
-    ):
-        build_optimizer("muon", named, lr=0.02, ns_dtype="fp8")
-
-
-def test_registry_names_and_schedule_free_flags():
-    assert sorted(OPTIMIZERS) == ["adamw", "muon", "sf_adamw", "sf_sgd", "sgd"]
-    assert [n for n in sorted(OPTIMIZERS) if is_schedule_free(n)] == ["sf_adamw", "sf_sgd"]
-    for name in OPTIMIZERS:
-        opt = build_optimizer(name, named_model_params(), lr=1e-3)
-        assert bool(getattr(opt, "schedule_free", False)) == is_schedule_free(name), name
-
-
-def test_build_adamw_is_fused_on_cpu_and_decays_only_matrices():
-    named = named_model_params()
-    opt = build_optimizer("adamw", named, lr=2e-3, weight_decay=0.1, betas=(0.9, 0.95))
-    assert opt.defaults["fused"] is True
-    groups = [
-        (g["base_lr"], g["lr"], g["weight_decay"], [p.ndim for p in g["params"]])
-        for g in opt.param_groups
-    ]
-    assert groups == [(2e-3, 2e-3, 0.1, [2, 2, 2]), (2e-3, 2e-3, 0.0, [1, 1])]
-    assert opt.param_groups[0]["betas"] == (0.9, 0.95)
-
-
-def test_build_passes_hyperparameters_through():
-    sgd = build_optimizer(
-        "sgd", named_model_params(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4
-    )
-    assert [(g["momentum"], g["nesterov"], g["weight_decay"]) for g in sgd.param_groups] == [
-        (0.9, True, 1e-4),
-        (0.9, True, 0.0),
-    ]
-    sf = build_optimizer(
-        "sf_adamw", named_model_params(), lr=0.01, warmup_steps=7, r=0.5, betas=(0.95, 0.99)
-    )
-    assert isinstance(sf, ScheduleFreeAdamW)
-    assert {(g["warmup_steps"], g["r"], g["betas"], g["base_lr"]) for g in sf.param_groups} == {
-        (7, 0.5, (0.95, 0.99), 0.01)
-    }
-    sf_sgd = build_optimizer("sf_sgd", named_model_params(), lr=1.0, momentum=0.8, weight_decay=0.1)
-    assert [(g["momentum"], g["weight_decay"]) for g in sf_sgd.param_groups] == [
-        (0.8, 0.1),
-        (0.8, 0.0),
-    ]
-
-
-def test_base_lr_drives_a_schedule_and_frozen_parameters_are_left_out():
-    named = named_model_params()
-    named[3][1].requires_grad_(False)
-    opt = build_optimizer("adamw", named, lr=1e-3)
-    assert sum(len(g["params"]) for g in opt.param_groups) == 4
-    for group in opt.param_groups:
-        group["lr"] = group["base_lr"] * 0.5  # what the lineage loop does
-    assert [g["lr"] for g in opt.param_groups] == [5e-4, 5e-4]
-    assert copy.deepcopy(opt.state_dict())["param_groups"][0]["base_lr"] == 1e-3
