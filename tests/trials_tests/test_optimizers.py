@@ -456,20 +456,28 @@ def test_argument_validation_like_torch(cls, kwargs, match):
 
 
 # ------------------------------------------------------------------------ refined SF
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("beta1", [0.9, 0.95])
-def test_refined_sf_with_c_equal_inverse_one_minus_beta1_is_vanilla_bit_for_bit(beta1):
+def test_refined_sf_with_c_equal_inverse_one_minus_beta1_is_vanilla_bit_for_bit(beta1, dtype):
+    """Bitwise in float64 too, where a 1-ulp change of the averaging weight c would show (a
+    float32 lerp rounds the weight to float32 and hides it): the factor (1 - beta1)·C is formed
+    first and is exactly 1.0 (RefinedScheduleFreeAdamW's docstring)."""
     kwargs = dict(lr=0.01, betas=(beta1, 0.999), warmup_steps=10, weight_decay=0.05)
-    p_v, p_r = make_params(11), make_params(11)
+    p_v = [torch.nn.Parameter(p.detach().to(dtype)) for p in make_params(11)]
+    p_r = [torch.nn.Parameter(p.detach().to(dtype)) for p in make_params(11)]
     vanilla = ScheduleFreeAdamW(p_v, **kwargs)
     refined = RefinedScheduleFreeAdamW(p_r, C=1 / (1 - beta1), **kwargs)
     vanilla.train()
     refined.train()
     for t in range(100):
-        grads = gradients(t, p_v)
+        grads = [g.to(dtype) for g in gradients(t, p_v)]
         set_grads(p_v, grads)
         set_grads(p_r, grads)
         vanilla.step()
         refined.step()
+    assert all(torch.equal(a, b) for a, b in zip(p_v, p_r, strict=True))
+    vanilla.eval()
+    refined.eval()
     assert all(torch.equal(a, b) for a, b in zip(p_v, p_r, strict=True))
 
 

@@ -70,7 +70,8 @@ CASES: dict[str, Case] = {
         [
             (dict(betas=(0.9, 1.0)), r"Invalid beta parameter at index 1: 1\.0"),
             (dict(weight_decay=-0.1), r"Invalid weight_decay value: -0\.1"),
-            (dict(eps="1e-8"), r"eps"),
+            (dict(eps="1e-8"), r"Invalid epsilon value: '1e-8'"),
+            (dict(betas=0.9), r"Invalid betas: 0\.9"),
         ],
     ),
     "sgd": Case(
@@ -81,6 +82,7 @@ CASES: dict[str, Case] = {
         [
             (dict(momentum=-0.5), r"Invalid momentum value: -0\.5"),
             (dict(weight_decay="0.1"), r"Invalid weight_decay value: '0\.1'"),
+            (dict(nesterov=1), r"Invalid nesterov: 1 \(must be True or False\)"),
         ],
     ),
     "sf_adamw": Case(

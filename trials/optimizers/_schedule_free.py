@@ -124,7 +124,7 @@ class ScheduleFreeOptimizer(ScheduleFreeModes):
         grads: list[Tensor],
         states: list[dict],
         k: int,
-    ) -> list[Tensor]:
+    ) -> list[Tensor] | tuple[Tensor, ...]:
         """The base method's step direction ``u`` for each parameter (foreach path)."""
         raise NotImplementedError
 
@@ -147,7 +147,7 @@ class ScheduleFreeOptimizer(ScheduleFreeModes):
 
     # ------------------------------------------------------------------ step
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """One update of every parameter that has a gradient. Needs train mode (see module doc)."""
         self._require_train_mode()
         loss = None

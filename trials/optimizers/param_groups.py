@@ -98,7 +98,8 @@ def split_muon_params(
                 "split_muon_params needs the model (an nn.Module) or roles=param_roles(model): "
                 "which tensors are hidden matrices is decided by module role, not by name"
             )
-    muon, adamw = [], []
+    muon: list[nn.Parameter] = []
+    adamw: list[nn.Parameter] = []
     for name, p in named:
         if not p.requires_grad:
             continue
@@ -114,7 +115,8 @@ def decay_param_groups(named_parameters: NamedParams, weight_decay: float) -> li
             not the groups' values, so a negative decay would otherwise train uphill silently).
     """
     check_number("weight_decay value", weight_decay, 0)
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, p in named_parameters:
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)

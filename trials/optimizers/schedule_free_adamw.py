@@ -93,7 +93,7 @@ class ScheduleFreeAdamW(ScheduleFreeOptimizer):
         grads: list[Tensor],
         states: list[dict],
         k: int,
-    ) -> list[Tensor]:
+    ) -> list[Tensor] | tuple[Tensor, ...]:
         beta2, eps, decay = group["betas"][1], group["eps"], group["weight_decay"]
         bias_correction2 = 1.0 - beta2 ** (k + 1)
         vs = [s["exp_avg_sq"] for s in states]

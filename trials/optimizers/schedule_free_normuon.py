@@ -37,11 +37,13 @@ from torch import Tensor
 from trials.optimizers._arguments import check_bool, check_choice, check_int, check_number
 from trials.optimizers._schedule_free import ScheduleFreeOptimizer
 from trials.optimizers.newton_schulz import newton_schulz
-from trials.optimizers.normuon import LR_CONVENTIONS, row_normalize
+from trials.optimizers.normuon import LR_CONVENTIONS, LRConvention, row_normalize
 from trials.optimizers.schedule_free_adamw import _check_betas
 
-__all__ = ["DECAY_AT", "DECAY_LR", "ScheduleFreeNorMuon"]
+__all__ = ["DECAY_AT", "DECAY_LR", "DecayAt", "DecayLR", "ScheduleFreeNorMuon"]
 
+DecayAt = Literal["z", "y"]
+DecayLR = Literal["peak", "scheduled"]
 DECAY_AT: tuple[str, ...] = ("z", "y")
 DECAY_LR: tuple[str, ...] = ("peak", "scheduled")
 
@@ -81,9 +83,9 @@ class ScheduleFreeNorMuon(ScheduleFreeOptimizer):
         nesterov: bool = False,
         ns_steps: int = 5,
         ns_dtype: torch.dtype | None = None,
-        lr_convention: Literal["rms_0.2", "restore_norm"] = "rms_0.2",
-        decay_at: Literal["z", "y"] = "z",
-        decay_lr: Literal["peak", "scheduled"] = "peak",
+        lr_convention: LRConvention = "rms_0.2",
+        decay_at: DecayAt = "z",
+        decay_lr: DecayLR = "peak",
         warmup_steps: int = 0,
         r: float = 0.0,
         weight_lr_power: float = 2.0,
@@ -159,7 +161,7 @@ class ScheduleFreeNorMuon(ScheduleFreeOptimizer):
         grads: list[Tensor],
         states: list[dict],
         k: int,
-    ) -> list[Tensor]:
+    ) -> list[Tensor] | tuple[Tensor, ...]:
         return [
             self._direction(group, y, g, s, k) for y, g, s in zip(ys, grads, states, strict=True)
         ]
