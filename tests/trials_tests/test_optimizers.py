@@ -1,10 +1,9 @@
-"""Schedule-free AdamW/SGD and refined SF against their references, step by step.
+"""Schedule-free AdamW/SGD against their references, step by step.
 
-References: the PyPI ``schedulefree`` 1.4.1 package (pinned in pyproject, ALGORITHMS-NOTES §1.9),
-a known-answer fixture from the reference repository's git HEAD for ``inner_momentum``
-(tests/data/optimizers/README.md), and our own three-sequence twins in
-``trials.optimizers._reference``. All are driven with identical gradients. Against 1.4.1 and the
-HEAD fixture the match is bit for bit (same operations in the same order); against the
+References: the PyPI ``schedulefree`` 1.4.1 package (pinned in pyproject, ALGORITHMS-NOTES §1.9)
+and our own three-sequence twins in ``trials.optimizers._reference``. Both are driven with
+identical gradients. Against 1.4.1 the match is bit for bit (same operations in the same order;
+inner momentum and refined SF: test_optimizers_sf_adamw_variants.py); against the
 three-sequence twins the tolerance is rtol 1e-5, atol 1e-6 in float32, the one the reference
 repository's own equivalence tests use (NOTES §1.3). Resuming from a state dict is bit-exact.
 """
@@ -12,8 +11,6 @@ repository's own equivalence tests use (NOTES §1.3). Resuming from a state dict
 from __future__ import annotations
 
 import io
-import json
-from pathlib import Path
 
 import pytest
 import schedulefree
@@ -21,8 +18,6 @@ import torch
 
 from trials.optimizers import RefinedScheduleFreeAdamW, ScheduleFreeAdamW, ScheduleFreeSGD
 from trials.optimizers._reference import ScheduleFreeAdamWReference, ScheduleFreeSGDReference
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "optimizers"
 
 SHAPES = [(16, 8), (8,), (4, 4, 3), (5, 7)]
 RTOL, ATOL = 1e-5, 1e-6
@@ -189,61 +184,6 @@ def test_bit_identical_to_schedulefree_1_4_1(cls, ref_cls, case, foreach):
     for p, q in zip(p_ours, p_ref, strict=True):
         assert torch.equal(ours.state[p]["z"], ref.state[q]["z"])
         assert "exp_avg" not in ours.state[p]  # no first moment allocated at inner_momentum=0
-
-
-def load_fixture(name: str) -> dict:
-    return json.loads((DATA / f"{name}.json").read_text())
-
-
-@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "per-tensor"])
-@pytest.mark.parametrize("path", ["foreach", "per_tensor"])
-def test_inner_momentum_matches_the_reference_head_known_answers(path, foreach):
-    """``AdamWScheduleFree(inner_momentum=0.9)`` at the reference's git HEAD (fixture), both of its
-    paths, against both of ours: parameters, z, exp_avg, exp_avg_sq, the group scalars every step
-    and x at the end, bit for bit."""
-    rec = load_fixture("sf_adamw_inner_momentum")[path]
-    cfg = {k: v for k, v in rec["config"].items() if k != "foreach"}
-    cfg["betas"] = tuple(cfg["betas"])
-    params = {n: torch.nn.Parameter(torch.tensor(v)) for n, v in rec["initial"].items()}
-    opt = ScheduleFreeAdamW(list(params.values()), foreach=foreach, **cfg)
-    opt.train()
-    for t, row in enumerate(rec["steps"]):
-        for n, p in params.items():
-            p.grad = torch.tensor(row["grads"][n])
-        opt.step()
-        for n, p in params.items():
-            assert torch.equal(p.detach(), torch.tensor(row["params"][n])), (t, n)
-            assert sorted(opt.state[p]) == sorted(row["state"][n])
-            for key, value in row["state"][n].items():
-                assert torch.equal(opt.state[p][key], torch.tensor(value)), (t, n, key)
-        group = opt.param_groups[0]
-        assert {k: group[k] for k in row["group"]} == row["group"]
-    opt.eval()
-    for n, p in params.items():
-        assert torch.equal(p.detach(), torch.tensor(rec["x"][n]))
-
-
-def test_inner_momentum_is_a_bias_corrected_first_moment():
-    """Known answer at step 0: m = (1 - mu) g, m̂ = g, v̂ = g², so z_1 = z_0 - lr g/(|g| + eps)
-    whatever mu is; at step 1 the numerator is (mu (1-mu) g0 + (1-mu) g1) / (1 - mu²)."""
-    mu, lr, eps = 0.9, 0.1, 1e-8
-    p = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
-    opt = ScheduleFreeAdamW([p], lr=lr, betas=(0.5, 0.999), eps=eps, inner_momentum=mu)
-    opt.train()
-    g0, g1 = (
-        torch.tensor([3.0, -1.0], dtype=torch.float64),
-        torch.tensor([1.0, 2.0], dtype=torch.float64),
-    )
-    p.grad = g0.clone()
-    opt.step()
-    z1 = torch.tensor([1.0, -2.0], dtype=torch.float64) - lr * g0 / (g0.abs() + eps)
-    torch.testing.assert_close(opt.state[p]["z"], z1, rtol=1e-12, atol=0)
-    p.grad = g1.clone()
-    opt.step()
-    m_hat = (mu * (1 - mu) * g0 + (1 - mu) * g1) / (1 - mu**2)
-    v_hat = (0.999 * 0.001 * g0**2 + 0.001 * g1**2) / (1 - 0.999**2)
-    z2 = z1 - lr * m_hat / (v_hat.sqrt() + eps)
-    torch.testing.assert_close(opt.state[p]["z"], z2, rtol=1e-12, atol=0)
 
 
 # ------------------------------------------------------------------------ vs our 3-sequence twin
@@ -453,42 +393,3 @@ def test_state_dict_round_trip_mid_run_is_bit_exact(cls, kwargs):
 def test_argument_validation_like_torch(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(make_params(0), **kwargs)
-
-
-# ------------------------------------------------------------------------ refined SF
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("beta1", [0.9, 0.95])
-def test_refined_sf_with_c_equal_inverse_one_minus_beta1_is_vanilla_bit_for_bit(beta1, dtype):
-    """Bitwise in float64 too, where a 1-ulp change of the averaging weight c would show (a
-    float32 lerp rounds the weight to float32 and hides it): the factor (1 - beta1)·C is formed
-    first and is exactly 1.0 (RefinedScheduleFreeAdamW's docstring)."""
-    kwargs = dict(lr=0.01, betas=(beta1, 0.999), warmup_steps=10, weight_decay=0.05)
-    p_v = [torch.nn.Parameter(p.detach().to(dtype)) for p in make_params(11)]
-    p_r = [torch.nn.Parameter(p.detach().to(dtype)) for p in make_params(11)]
-    vanilla = ScheduleFreeAdamW(p_v, **kwargs)
-    refined = RefinedScheduleFreeAdamW(p_r, C=1 / (1 - beta1), **kwargs)
-    vanilla.train()
-    refined.train()
-    for t in range(100):
-        grads = [g.to(dtype) for g in gradients(t, p_v)]
-        set_grads(p_v, grads)
-        set_grads(p_r, grads)
-        vanilla.step()
-        refined.step()
-    assert all(torch.equal(a, b) for a, b in zip(p_v, p_r, strict=True))
-    vanilla.eval()
-    refined.eval()
-    assert all(torch.equal(a, b) for a, b in zip(p_v, p_r, strict=True))
-
-
-def test_refined_sf_clamps_the_averaging_weight_at_one():
-    """c = min(1, c_SF (1 - beta1) C): with C huge, c = 1 every step, so x = z (no averaging)."""
-    params = make_params(12)
-    opt = RefinedScheduleFreeAdamW(params, lr=0.01, C=1e9)
-    opt.train()
-    for t in range(10):
-        set_grads(params, gradients(t, params))
-        opt.step()
-    opt.eval()
-    assert_params_close(params, [opt.state[p]["z"] for p in params], "x vs z")
-    assert opt.state_dict()["param_groups"][0]["C"] == 1e9
