@@ -69,8 +69,10 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------- mirrors
-OPTIMIZER_NAMES: tuple[str, ...] = ("adamw", "muon", "sf_adamw", "sf_sgd", "sgd")  # trials.optimizers.OPTIMIZERS
-SCHEDULE_FREE: frozenset[str] = frozenset({"sf_adamw", "sf_sgd"})  # trials.optimizers.is_schedule_free
+OPTIMIZER_NAMES: tuple[str, ...] = (  # trials.optimizers.OPTIMIZERS
+    "adamw", "muon", "normuon", "sf_adamw", "sf_adamw_refined", "sf_normuon", "sf_plus", "sf_sgd", "sgd")
+SCHEDULE_FREE: frozenset[str] = frozenset(  # trials.optimizers.is_schedule_free
+    {"sf_adamw", "sf_adamw_refined", "sf_normuon", "sf_plus", "sf_sgd"})
 AVERAGER_KINDS: tuple[str, ...] = ("ema", "lawa", "poly", "swa")  # trials.averaging.AVERAGERS
 WORKLOAD_NAMES: tuple[str, ...] = ("char_gpt", "linreg")  # trials.workloads
 # Named char-GPT sizes (trials.workloads.gpt.GPT_SIZES). Non-embedding N in the comments.

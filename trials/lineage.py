@@ -113,7 +113,8 @@ def _build(spec: LineageSpec) -> _Components:
     named = list(workload.model.named_parameters())
     if spec.rule == "schedule_free":  # schedule-free: warmup lives inside the optimizer (ALGORITHMS §2)
         hyper.setdefault("warmup_steps", spec.warmup)
-    optimizer = build_optimizer(spec.optimizer, named, lr=spec.peak_lr, **hyper)
+    # the model itself: the Muon family routes tensors by module role (embedding, head, norm)
+    optimizer = build_optimizer(spec.optimizer, workload.model, lr=spec.peak_lr, **hyper)
     for group in optimizer.param_groups:
         group.setdefault("base_lr", group["lr"])
     if is_schedule_free(optimizer):
@@ -173,8 +174,12 @@ def _train_step(c: _Components, step: int, multiplier: float) -> float:
     loss.backward()
     if c.grad_clip:
         torch.nn.utils.clip_grad_norm_(c.params, c.grad_clip)
-    c.optimizer.step()
-    return float(loss.detach())
+    value = float(loss.detach())
+    if getattr(c.optimizer, "needs_loss", False):  # ScheduleFree+: a Polyak step from the loss at y
+        c.optimizer.step_func(value)
+    else:
+        c.optimizer.step()
+    return value
 
 
 def _update_averagers(c: _Components, averagers: AveragerSet, step: int) -> None:

@@ -293,3 +293,29 @@ def test_wanted_evals_match_what_the_averagers_hold():
                                                                    or spec.averager(k).eval_at in spec.trunk_horizons)}
         assert {w for w, _ in wanted_evals(spec, "trunk", t + 1)} == runtime, t + 1
     assert torch.isfinite(torch.tensor(c.workload.eval_loss()))
+
+
+@pytest.mark.parametrize("name", sorted(__import__("trials.optimizers", fromlist=["OPTIMIZERS"]).OPTIMIZERS))
+def test_every_registered_optimizer_trains_through_the_lineage_loop(name, tmp_path):
+    """The loop's contract with each optimizer: the Muon family gets the model (roles), ScheduleFree+
+    gets the loss, schedule-free ones are evaluated at x; a checkpointed resume is bit-exact."""
+    from trials.optimizers import is_schedule_free
+
+    sf = is_schedule_free(name)
+    params = {"sf_adamw_refined": {"C": 10.0}, "sf_plus": {"lr": 0.1}}.get(name, {})
+    s = setting(None if sf else "constant", {} if sf else {}, horizons=(12,), optimizer=name,
+                optimizer_params={k: v for k, v in params.items() if k != "lr"},
+                peak_lr=params.get("lr", 3e-3 if name not in ("muon", "normuon", "sf_normuon") else 0.02))
+    spec = lineage(s, averagers=EMA_SWA[:1], checkpoint_every=6, checkpoint_grid=0, divergence_factor=1e6)
+    straight = MemorySink()
+    result = run_lineage(spec, sink=straight)
+    assert result.status == "completed"
+    at_end = {r["weights"] for r in straight.rows() if r["split"] == "eval" and r["step"] == 12}
+    assert at_end == ({"raw", "x", "ema@0.1"} if sf else {"raw", "ema@0.1"})
+    ck = CheckpointStore(tmp_path / "ck", spec.lineage_id)
+    sink = KillingSink(after=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_lineage(spec, sink=sink, checkpoints=ck)
+    sink.after = None
+    run_lineage(spec, sink=sink, checkpoints=ck, stored=sink.stored(ck))
+    assert rows_of(sink) == rows_of(straight)

@@ -334,13 +334,11 @@ class TestOptimizerContract:
         for p, b in zip(params, y, strict=True):
             torch.testing.assert_close(p.detach(), b, rtol=1e-6, atol=1e-7)
 
-    def test_eval_point_computes_the_same_x(self, name, request):
+    def test_eval_point_computes_the_same_x(self, name):
         """:func:`trials.eval_point.schedule_free_x` (what the lineage loop evaluates) equals x."""
         if not is_schedule_free(name):
             assert not getattr(build(name)[1], "schedule_free", False)
             return
-        if name == "sf_plus":
-            request.applymarker(pytest.mark.xfail(strict=True, reason=_EVAL_POINT_NOTE))
         model, opt = build(name)
         params = list(model.parameters())
         for t in range(5):
@@ -360,8 +358,3 @@ class TestOptimizerContract:
             build_optimizer(name, tiny_gpt(0), lr=case.lr, not_a_knob=1)
 
 
-_EVAL_POINT_NOTE = (
-    "trials.eval_point.schedule_free_x reads group['betas'][0] as the interpolation; ScheduleFree+'s "
-    "betas are Adam's and its interpolation is annealed: eval_point must call "
-    "optimizer.interpolation(group) (the lead's change)"
-)
