@@ -13,7 +13,9 @@ Measured on Ray 2.60 (2 cores):
   ``ray start --head``. ``listeners()`` lets a test check that every socket stays on loopback.
 - The cluster has its own token (``RAY_AUTH_MODE=token`` + ``RAY_AUTH_TOKEN``), handed to
   every node and to the driver through ``env``, so the user's ``~/.ray/auth_token`` is neither
-  read nor written.
+  read nor written. A process that imported ``ray`` before ``RAY_AUTH_MODE`` was set keeps
+  auth *disabled* (Ray caches its config in C++): ``joined()`` sets the variables and refreshes
+  that cache, as Ray's own ``_enable_token_auth`` does, and restores both afterwards.
 - When a node's raylet dies, its ``ray start --block`` process kills the node's other
   processes and exits 1; the GCS marks the node dead after its health checks fail (sped up
   here with ``RAY_health_check_*``).
@@ -28,6 +30,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +192,22 @@ class LocalRayCluster:
     def worker_nodes(self) -> list[RayNode]:
         return self.nodes[1:]
 
+    @contextmanager
+    def joined(self) -> Iterator[dict[str, str]]:
+        """This process set up as a driver of the cluster (token, loopback), undone on exit."""
+        saved = {name: os.environ.get(name) for name in self.env}
+        os.environ.update(self.env)
+        _refresh_ray_auth()
+        try:
+            yield self.env
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            _refresh_ray_auth()
+
     def processes(self) -> dict[int, str]:
         """Every live process of this cluster: node daemons and Ray workers (pid -> name)."""
         return marked_processes(self.marker)
@@ -270,6 +290,14 @@ class LocalRayCluster:
             time.sleep(0.1)
         if left:
             raise RuntimeError(f"processes of the test cluster left after stop: {left}")
+
+
+def _refresh_ray_auth() -> None:
+    """Make an already imported Ray re-read RAY_AUTH_MODE / the token from the environment."""
+    raylet = sys.modules.get("ray._raylet")
+    if raylet is not None:
+        raylet.Config.initialize("")
+        raylet.AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _kill_group(node: RayNode, timeout_s: float = 10.0) -> None:

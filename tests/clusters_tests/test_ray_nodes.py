@@ -62,3 +62,14 @@ def test_three_nodes_a_lost_node_and_a_clean_stop(ray_cluster: LocalRayCluster) 
     finally:
         outsider.kill()
         outsider.wait()
+
+
+def test_joining_sets_and_restores_rays_auth_mode(tmp_path) -> None:
+    from ray._raylet import AuthenticationMode, get_authentication_mode  # ray already imported
+
+    before = get_authentication_mode(), os.environ.get("RAY_AUTH_TOKEN")
+    cluster = LocalRayCluster(tmp_path)  # not started: joining is only environment and config
+    with cluster.joined() as env:
+        assert get_authentication_mode() == AuthenticationMode.TOKEN
+        assert os.environ["RAY_AUTH_TOKEN"] == env["RAY_AUTH_TOKEN"] == cluster.token
+    assert (get_authentication_mode(), os.environ.get("RAY_AUTH_TOKEN")) == before
