@@ -44,5 +44,7 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
                 if ray.is_initialized():
                     ray.shutdown()
     finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            cluster.stop()  # raises if anything of the cluster outlived it
+        finally:
+            shutil.rmtree(base, ignore_errors=True)

@@ -168,6 +168,7 @@ class LocalRayCluster:
     dashboard: bool = False
     token: str = field(default_factory=lambda: secrets.token_hex(32))
     marker: str = field(default_factory=lambda: secrets.token_hex(8))
+    node_env: dict[str, str] = field(default_factory=dict)  # more for every node, e.g. S3Server.env
     nodes: list[RayNode] = field(default_factory=list)
     gcs_port: int = 0
     dashboard_port: int = 0
@@ -246,7 +247,8 @@ class LocalRayCluster:
         log_path = self.base_dir / f"{name}.log"
         cmd = [*cmd, f"--temp-dir={temp_dir}", f"--dashboard-agent-listen-port={free_port()}",
                "--min-worker-port=0", "--max-worker-port=0", "--block"]
-        env = {**os.environ, **self.env, **_NODE_ENV, MARKER: self.marker, "PATH": f"{_BIN}:{os.environ.get('PATH', '')}"}
+        env = {**os.environ, **self.env, **_NODE_ENV, **self.node_env,
+               MARKER: self.marker, "PATH": f"{_BIN}:{os.environ.get('PATH', '')}"}
         with open(log_path, "wb") as log:
             process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                        stdin=subprocess.DEVNULL, start_new_session=True)

@@ -8,7 +8,7 @@ kept from reading the user's ``~/.aws`` files and from probing the EC2 metadata 
 no test request leaves the machine.
 
 For a cluster test, hand ``env`` to the Ray nodes as well (their workers read and write the
-store). The server runs on the test process's GIL; a long multi-process sweep may prefer
+store): ``LocalRayCluster(base, node_env=server.env)``. The server runs on the test process's GIL; a long multi-process sweep may prefer
 moto's ``moto_server`` command in its own process — the same URI and ``env`` apply.
 """
 
