@@ -107,3 +107,14 @@ def test_a_head_that_never_comes_up_stops_the_job(tmp_path) -> None:
     assert out.returncode == 1
     assert "the Ray head on n1 (192.0.2.10:6379) did not come up within 1 s" in out.stderr
     assert not [r for r in rows if r["argv"][0] == "lrsweep" or ("--address=" in " ".join(r["argv"]))]
+
+
+def test_every_shell_script_in_the_repository_parses() -> None:
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    scripts = [p for p in map(ROOT.joinpath, tracked) if p.is_file() and p.suffix in {"", ".sh", ".sbatch"}
+               and re.match(r"#![^\n]*\b(bash|sh)\b", p.read_text(errors="replace")[:64])]
+    assert {p.relative_to(ROOT).as_posix() for p in scripts} >= {".ci/run", "clusters/slurm.sbatch"}
+    for script in scripts:
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script
