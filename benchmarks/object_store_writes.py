@@ -114,7 +114,7 @@ def main() -> None:
 
     table = curve_fragment(args.rows)
     endpoint, stop = start_server(args.in_process)
-    local_dir = Path(tempfile.mkdtemp(prefix="lrsweep-bench-"))
+    local_dir = Path(tempfile.mkdtemp(prefix="lrsweep-objstore-bench-"))
     try:
         s3, root = pafs.FileSystem.from_uri(f"s3://{BUCKET}/curves?endpoint_override={endpoint}&scheme=http")
         pafs.S3FileSystem(endpoint_override=endpoint, scheme="http", allow_bucket_creation=True).create_dir(BUCKET)
