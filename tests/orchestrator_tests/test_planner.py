@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator.plan_view import format_count, plan_json, render_plan
+from tests.orchestrator_tests.brute_force import brute_force_minimum
 from orchestrator.planner import Plan, expand_settings, plan
 from orchestrator.spec import gpt_param_count, load_spec, parse_spec
 from trials.lineage_plan import eval_grid
@@ -156,36 +157,6 @@ def test_the_quickstart_plans_exactly_6560_steps() -> None:
 
 
 # ---------------------------------------------------------------------------------- brute force
-def _brute_force_minimum(spec) -> int:
-    """The fewest optimizer steps answering every setting x horizon, counted independently of the
-    planner: each setting x horizon run is a set of (trajectory, update) identities — two runs
-    share an update when the same model, data, optimizer and LR history produce it — and the
-    minimum is the size of their union (ALGORITHMS.md §1 for the decay start)."""
-    steps: set[tuple] = set()
-    for s in expand_settings(spec):
-        t = s.trial
-        base = (t.workload, json.dumps(t.workload_params, sort_keys=True), t.optimizer,
-                json.dumps(t.optimizer_params, sort_keys=True), t.peak_lr, t.warmup, t.batch_size, t.seed)
-        p = t.schedule_params
-        for h in t.horizons:
-            if t.schedule is None:
-                trunk, end = ("sf",), h
-            elif t.schedule in ("constant", "wsd"):
-                trunk, end = ("constant",), h
-            elif t.schedule in ("cosine", "linear"):
-                trunk, end = (t.schedule, p["final_fraction"], h), h
-            else:
-                trunk, end = (t.schedule, json.dumps(p, sort_keys=True)), h
-            if t.schedule == "wsd":
-                start = max(t.warmup, h - round(p["cooldown_fraction"] * h))
-                steps |= {(base, trunk, u) for u in range(start)}
-                cooldown = ("cooldown", start, h, p["cooldown_shape"], p["final_fraction"])
-                steps |= {(base, trunk, cooldown, u) for u in range(start, h)}
-            else:
-                steps |= {(base, trunk, u) for u in range(end)}
-    return len(steps)
-
-
 def _random_grid(rng: random.Random) -> dict[str, Any]:
     schedules: list[dict] = []
     if rng.random() < 0.8:
@@ -215,7 +186,7 @@ def test_planned_steps_equal_an_independent_brute_force_minimum_on_random_grids(
             spec = parse_spec(data)
         except Exception:  # a random grid the spec refuses (e.g. a horizon within the warmup)
             continue
-        assert plan(spec).planned_steps == _brute_force_minimum(spec), data
+        assert plan(spec).planned_steps == brute_force_minimum(spec), data
         checked += 1
     assert checked >= 150
 
@@ -225,7 +196,7 @@ def test_the_brute_force_counts_sharing_it_should() -> None:
     spec = parse_spec({"name": "b", "workload": {"name": "linreg", "sizes": [{"dim": 10}]},
                        "optimizers": [{"name": "sgd", "lr": 0.1}], "horizons": {"steps": [50, 100]},
                        "schedules": [{"name": "constant"}, {"name": "wsd", "cooldown_fraction": 0.2}]})
-    assert _brute_force_minimum(spec) == 100 + 10 + 20
+    assert brute_force_minimum(spec) == 100 + 10 + 20
 
 
 # ---------------------------------------------------------------------------------- horizon units
