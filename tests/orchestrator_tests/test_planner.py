@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from orchestrator.plan_view import format_count, plan_json, render_plan
-from tests.orchestrator_tests.brute_force import brute_force_minimum
-from orchestrator.planner import Plan, expand_settings, plan
+from orchestrator.planner import Plan, plan
 from orchestrator.spec import gpt_param_count, load_spec, parse_spec
+from tests.orchestrator_tests.brute_force import brute_force_minimum
 from trials.lineage_plan import eval_grid
 from trials.lineage_spec import LineageSpec
 
