@@ -343,6 +343,9 @@ class _Run:
                 self.branch(task, state)
             _restore(c, state, averagers)
 
+        if t in p.evals:  # an evaluation lost at the very step this pass starts from
+            out = _evaluate(c, spec, averagers, TRUNK, t, spec.peak_lr * _lr(c, spec, t - 1, None), p.evals[t])
+            (rows if emit_from is not None and t > frontier else replay_rows).extend(out)
         run_forks(t)
         began = time.perf_counter()
         try:

@@ -128,9 +128,21 @@ def test_linreg_sweep_writes_every_row_exactly_once_and_query_matches_pandas(tmp
     assert list(exported.columns) == ["step", "lr", "loss"]
     assert exported["step"].tolist() == whole["step"].tolist() == list(range(80))
     assert exported["loss"].tolist() == pytest.approx(whole["loss"].tolist(), rel=1e-8)  # CSV keeps 10 digits
-    # a rerun trains nothing
+    # a driver killed during its final compaction leaves fragments behind (here: one rewritten);
+    # a rerun trains nothing and finishes the compaction
+    from orchestrator.store import ResultsStore
+
+    results = ResultsStore(store)
+    before = load_curve_rows(store, "e2e")
+    mine = before[(before["lineage_id"] == wsd["lineage_id"]) & (before["branch"] == "trunk")]
+    seg = mine[((mine["split"] == "train") & (mine["step"] < 32)) | ((mine["split"] == "eval") & (mine["step"] <= 32))]
+    results.write_curves("e2e", wsd["lineage_id"], "trunk", "0000000000-0000000032",
+                         seg.drop(columns=["sweep_id"]).to_dict("records"))
+    assert len(results.snapshot("curves", "e2e").partitions["e2e"].fragments) == 1
     again = lrsweep("run", str(spec), "--quiet")
     assert again.returncode == 0 and "nothing new to run" in again.stdout and "(0 steps)" in again.stdout
+    assert results.snapshot("curves", "e2e").partitions["e2e"].fragments == []
+    pd.testing.assert_frame_equal(load_curve_rows(store, "e2e"), before)
 
 
 def test_diverging_lr_is_recorded_while_the_rest_complete(tmp_path):

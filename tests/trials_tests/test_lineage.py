@@ -319,3 +319,21 @@ def test_every_registered_optimizer_trains_through_the_lineage_loop(name, tmp_pa
     sink.after = None
     run_lineage(spec, sink=sink, checkpoints=ck, stored=sink.stored(ck))
     assert rows_of(sink) == rows_of(straight)
+
+
+def test_an_evaluation_lost_at_a_checkpoint_step_is_recomputed_there(tmp_path):
+    """A pass that starts at the kept checkpoint holding the missing evaluation's step (0 steps of
+    training) still evaluates there, with the lr of the update before it, as a fresh run does."""
+    spec = lineage(linreg("constant", {}, (40, 80)), averagers=AVERAGERS)
+    ck = CheckpointStore(tmp_path / "ck", spec.lineage_id)
+    sink = MemorySink()
+    run_lineage(spec, sink=sink, checkpoints=ck)
+    fresh = keyed(sink)
+    for key, rows in sink.segments.items():  # lose the evaluations at step 32 (a kept checkpoint)
+        sink.segments[key] = [r for r in rows if not (r["split"] == "eval" and r["step"] == 32)]
+    from trials.work import plan_work
+
+    work = plan_work(spec, sink.stored(ck))
+    assert [(p.start, p.end, sorted(p.evals)) for p in work.passes] == [(32, 32, [32])] and work.run_steps == 0
+    run_lineage(spec, sink=sink, checkpoints=ck, stored=sink.stored(ck))
+    assert keyed(sink) == fresh
