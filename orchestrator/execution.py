@@ -184,8 +184,9 @@ def _run_on_tune(
         "model_size": {lin.lineage_id: plan.compute_of(lin.lineage_id).size for lin in todo},
     }
     tps = {lin.lineage_id: plan.compute_of(lin.lineage_id).tokens_per_step for lin in todo}
-    display = SweepProgress([(lin, plan.work[lin.lineage_id].run_steps * tps[lin.lineage_id]) for lin in todo],
-                            enabled=show_progress)
+    display = SweepProgress([(lin.lineage_id, plan.work[lin.lineage_id].run_steps * tps[lin.lineage_id],
+                              f"{plan.compute_of(lin.lineage_id).family} lr={lin.peak_lr:g} seed={lin.seed}")
+                             for lin in todo], enabled=show_progress)
     statuses: dict[str, str] = {}
     train_time = [0.0]
 
@@ -253,8 +254,9 @@ class _ProgressMixin:
             statuses[lid] = result["status"]
             train_time[0] += float(result.get("train_time_s", 0.0))
             display.update(lid, state=result["status"])
-        else:
-            display.update(lid, tokens=int(result.get("steps_done", 0)) * tps[lid])
+        elif "steps_done" in result:
+            display.update(lid, tokens=int(result["steps_done"]) * tps[lid], branch=result.get("branch"),
+                           step=result.get("step"), end=result.get("end"), loss=result.get("loss"))
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
         live = self._live()

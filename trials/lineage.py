@@ -42,7 +42,7 @@ __all__ = ["BranchResult", "LineageResult", "ReplayMismatch", "run_lineage", "tr
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]  # (branch, step, end)
+Progress = Callable[[str, int, int, float], None]  # (branch, step, end, train loss of the update)
 
 
 class ReplayMismatch(RuntimeError):
@@ -293,7 +293,7 @@ class _Run:
                 if t in evals:
                     rows += _evaluate(c, spec, averagers, b.name, t, spec.peak_lr * mult, evals[t])
                 if self.progress is not None:
-                    self.progress(b.name, t, b.end)
+                    self.progress(b.name, t, b.end, loss)
                 if task.emit_train and every > 0 and t % every == 0 and t < b.end:
                     self.sink.segment(b.name, f"{seg_start:010d}-{t:010d}", rows)
                     if self.checkpoints is not None:
@@ -370,7 +370,7 @@ class _Run:
                     out = _evaluate(c, spec, averagers, TRUNK, t, spec.peak_lr * mult, p.evals[t])
                     (rows if emit_from is not None and t > frontier else replay_rows).extend(out)
                 if self.progress is not None:
-                    self.progress(TRUNK, t, p.end)
+                    self.progress(TRUNK, t, p.end, loss)
                 boundary = t in kept or t in forks or t == p.end or (every > 0 and t % every == 0)
                 if boundary and emit_from is not None and t > emit_from:
                     self.sink.segment(TRUNK, f"{seg_start:010d}-{t:010d}", rows)
@@ -404,7 +404,7 @@ def run_lineage(
         sink: where rows and finished branches go (default: a :class:`~trials.sinks.MemorySink`).
         checkpoints: where trunk checkpoints are kept and resumed from (default: none kept).
         stored: what the sink and ``checkpoints`` already hold (:class:`~trials.work.StoredLineage`).
-        progress: called as ``progress(branch, step, end)`` after every update.
+        progress: called as ``progress(branch, step, end, loss)`` after every update.
     """
     sink = sink if sink is not None else MemorySink()
     stored = stored or StoredLineage()
