@@ -52,12 +52,12 @@ def _store_of(args: argparse.Namespace) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from orchestrator.execution import _absolute, plan_against_store
+    from orchestrator.execution import plan_against_store, resolve_store
     from orchestrator.plan_view import plan_json, render_plan
     from orchestrator.spec import load_spec
 
     spec = load_spec(args.spec)
-    the_plan = plan_against_store(spec, _absolute(str(args.store or spec.store)))
+    the_plan = plan_against_store(spec, resolve_store(spec, args.spec, args.store))
     if args.json:
         print(plan_json(the_plan))
     else:
@@ -166,7 +166,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from orchestrator.jobs import job_status, submit
 
-    job_id = submit(args.spec, address=args.address, store=args.store, wait=args.wait)
+    job_id = submit(args.spec, address=args.address, store=args.store, wait=args.wait,
+                    shared_store=args.shared_store)
     if not args.wait:
         print(job_id)
         return 0
@@ -216,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("submit", cmd_submit, "Submit `lrsweep run SPEC` to a Ray cluster as a Ray Job.")
     sp.add_argument("spec")
     sp.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
-    sp.add_argument("--store", help="results store as seen from the cluster")
+    sp.add_argument("--store", help="results store as seen from the cluster (default: the spec's `store`, "
+                                    "relative to the spec file)")
+    sp.add_argument("--shared-store", action="store_true",
+                    help="the store is a local path mounted at the same path on every node of the cluster")
     sp.add_argument("--wait", action="store_true", help="wait for the job to finish")
 
     sp = add("logs", cmd_logs, "Print a submitted job's logs.")

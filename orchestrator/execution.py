@@ -29,11 +29,11 @@ from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
 from orchestrator.progress import SweepProgress
-from orchestrator.stored import checkpoint_root_for, checkpoints_of, stored_lineages
+from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
 from trials.errors import ConfigError
 from trials.lineage_spec import LineageSpec
 
-__all__ = ["StaleResultsError", "SweepOutcome", "checkpoint_root_for", "plan_against_store", "run_sweep"]
+__all__ = ["StaleResultsError", "SweepOutcome", "plan_against_store", "resolve_store", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,10 @@ def plan_against_store(spec: Any, store_root: str) -> Any:
     store = ResultsStore(store_root)
     if "://" not in store_root and not Path(store_root).exists():
         return plan(spec)
-    stored = stored_lineages(store, spec.name, checkpoint_root_for(store_root))
-    return plan(spec, stored=stored)
+    return plan(spec, stored=stored_lineages(store, spec.name))
 
 
-def _delete_orphans(store: Any, sweep_id: str, checkpoint_root: str, orphans: dict[str, str], force: bool) -> None:
+def _delete_orphans(store: Any, sweep_id: str, orphans: dict[str, str], force: bool) -> None:
     if not orphans:
         return
     if not force:
@@ -83,7 +82,7 @@ def _delete_orphans(store: Any, sweep_id: str, checkpoint_root: str, orphans: di
         )
     for lineage_id in orphans:
         store.delete_lineage(sweep_id, lineage_id)
-        checkpoints_of(checkpoint_root, sweep_id, lineage_id).clear()
+        checkpoints_of(store, sweep_id, lineage_id).clear()
 
 
 def run_sweep(
@@ -98,13 +97,12 @@ def run_sweep(
     began = time.perf_counter()
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
-    store_root = _absolute(str(store or spec.store))  # Ray workers run in other directories
+    store_root = resolve_store(spec, spec_path, store)  # Ray workers run in other directories
     results = ResultsStore(store_root)
     sweep_id = spec.name
-    checkpoint_root = checkpoint_root_for(store_root)
     the_plan = plan_against_store(spec, store_root)
     if the_plan.orphans:
-        _delete_orphans(results, sweep_id, checkpoint_root, the_plan.orphans, force)
+        _delete_orphans(results, sweep_id, the_plan.orphans, force)
         the_plan = plan_against_store(spec, store_root)
     results.write_sweep(
         sweep_id, name=spec.name, spec_text=spec_path.read_text(), spec_hash=spec_hash(spec),
@@ -123,7 +121,7 @@ def run_sweep(
         outcome.train_time_s = train_time
         failed = [lin for lin in todo if statuses.get(lin.lineage_id) == "failed"]
         if failed:
-            _record_failures(results, sweep_id, checkpoint_root, the_plan, failed, statuses)
+            _record_failures(results, sweep_id, the_plan, failed, statuses)
     # One file per table instead of one per segment keeps scans and `lrsweep query` fast
     # (PLATFORM-NOTES: per-file overhead dominates full scans). Runs even with nothing to do, so
     # a rerun finishes a compaction a crash interrupted; crash-safe and idempotent.
@@ -132,11 +130,11 @@ def run_sweep(
     return outcome
 
 
-def _record_failures(results: Any, sweep_id: str, checkpoint_root: str, the_plan: Any,
+def _record_failures(results: Any, sweep_id: str, the_plan: Any,
                      failed: list[LineageSpec], statuses: dict[str, str]) -> None:
     from orchestrator.trainable import failed_rows
 
-    stored = stored_lineages(results, sweep_id, checkpoint_root, [lin.lineage_id for lin in failed])
+    stored = stored_lineages(results, sweep_id, [lin.lineage_id for lin in failed])
     for lineage in failed:
         c = the_plan.compute_of(lineage.lineage_id)
         rows = failed_rows(lineage, statuses.get(f"{lineage.lineage_id}:error", "trial failed"),
@@ -150,6 +148,18 @@ def _absolute(root: str) -> str:
     if "://" in root:
         return root
     return str(Path(root).expanduser().resolve())
+
+
+def resolve_store(spec: Any, spec_path: str | os.PathLike[str], override: str | None = None) -> str:
+    """Where a sweep's results go, the same for ``plan``, ``run`` and ``submit``: a URI as it is;
+    a relative ``store`` of the spec relative to the spec file's folder (on whichever machine
+    runs the driver); a ``--store`` given on the command line relative to the current folder."""
+    if override:
+        return _absolute(str(override))
+    root = str(spec.store)
+    if "://" in root or Path(root).expanduser().is_absolute():
+        return _absolute(root)
+    return str((Path(spec_path).resolve().parent / root).resolve())
 
 
 def _code_version() -> str:
@@ -176,11 +186,14 @@ def _run_on_tune(
     cpu = float(resources.cpu)
     gpu = float(resources.gpu)
     threads = max(1, int(cpu))
-    checkpoint_root = checkpoint_root_for(store_root)
-    Path(checkpoint_root).mkdir(parents=True, exist_ok=True)
+    from orchestrator.store import ResultsStore
+
+    results = ResultsStore(store_root)
+    tune_storage = checkpoint_folder(results, "_tune")
+    results.fs.create_dir(tune_storage, recursive=True)
     param_space = {
         "lineage": tune.grid_search([lin.to_dict() for lin in todo]),
-        "store": store_root, "sweep_id": sweep_id, "checkpoint_root": checkpoint_root, "threads": threads,
+        "store": store_root, "sweep_id": sweep_id, "threads": threads,
         "model_size": {lin.lineage_id: plan.compute_of(lin.lineage_id).size for lin in todo},
     }
     tps = {lin.lineage_id: plan.compute_of(lin.lineage_id).tokens_per_step for lin in todo}
@@ -201,7 +214,7 @@ def _run_on_tune(
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=f"{sweep_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
-            storage_path=str(Path(checkpoint_root) / "_tune"),
+            storage_path=tune_storage, storage_filesystem=results.fs,
             failure_config=tune.FailureConfig(max_failures=int(resources.retries)),
             callbacks=[callback], verbose=0, log_to_file=False,
         ),

@@ -4,37 +4,35 @@ Read on the driver (``lrsweep plan``/``run`` plan against the store) and in each
 re-reads its own lineage at start, so a retried trial sees what its previous attempt wrote).
 Sources: the ``runs`` table (finished branches, the trunk's status and frontier), the eval rows
 of ``curves`` (which (step, weights) evaluations exist per branch) and the lineage's checkpoint
-folder (kept trunk checkpoints, in-flight branch checkpoints).
+folder (kept trunk checkpoints, in-flight branch checkpoints), which lives in the store itself.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from orchestrator.store import ResultsStore
 from trials.checkpoint import CheckpointStore
 from trials.identity import TRUNK
 from trials.work import StoredLineage
 
-__all__ = ["checkpoint_root_for", "checkpoints_of", "stored_lineages"]
+__all__ = ["CHECKPOINTS", "checkpoint_folder", "checkpoints_of", "stored_lineages"]
 
 
-def checkpoint_root_for(store_root: str) -> str:
-    """Checkpoints live beside the results for local stores, in a local cache for remote ones."""
-    if "://" in store_root and not store_root.startswith("file://"):
-        base = Path(os.environ.get("LRSWEEP_CACHE", Path.home() / ".cache" / "lrsweep")) / "checkpoints"
-        return str(base)
-    root = store_root[len("file://"):] if store_root.startswith("file://") else store_root
-    return str(Path(root) / "_checkpoints")
+CHECKPOINTS = "_checkpoints"  # beside the store's tables, on the same filesystem (readers skip it)
 
 
-def checkpoints_of(checkpoint_root: str, sweep_id: str, lineage_id: str) -> CheckpointStore:
-    return CheckpointStore(Path(checkpoint_root) / sweep_id / lineage_id, lineage_id)
+def checkpoint_folder(store: ResultsStore, *parts: str) -> str:
+    """``<store>/_checkpoints/<parts...>``: on the store's own filesystem, local or ``s3://``, so a
+    trial retried on another node finds the checkpoints its first attempt kept."""
+    return "/".join([store.base.rstrip("/"), CHECKPOINTS, *parts])
 
 
-def stored_lineages(store: ResultsStore, sweep_id: str, checkpoint_root: str,
+def checkpoints_of(store: ResultsStore, sweep_id: str, lineage_id: str) -> CheckpointStore:
+    return CheckpointStore(checkpoint_folder(store, sweep_id, lineage_id), lineage_id, filesystem=store.fs)
+
+
+def stored_lineages(store: ResultsStore, sweep_id: str,
                     lineage_ids: Iterable[str] | None = None) -> dict[str, StoredLineage]:
     """Per lineage (all stored ones, or ``lineage_ids``), what the store and checkpoints hold."""
     import pyarrow.dataset as ds
@@ -56,14 +54,16 @@ def stored_lineages(store: ResultsStore, sweep_id: str, checkpoint_root: str,
         for lid, branch, step, weights in zip(*cols, strict=True):
             evals.setdefault(lid, {}).setdefault(branch, set()).add((int(step), str(weights)))
     ids = set(runs) | set(evals)
-    folder = Path(checkpoint_root) / sweep_id
-    if folder.is_dir():
-        ids |= {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    if wanted is None:  # every lineage with checkpoints, too
+        import pyarrow.fs as pafs
+
+        infos = store.fs.get_file_info(pafs.FileSelector(checkpoint_folder(store, sweep_id), allow_not_found=True))
+        ids |= {i.base_name for i in infos if i.type == pafs.FileType.Directory and not i.base_name.startswith("_")}
     if wanted is not None:
         ids = (ids & wanted) | wanted
     out: dict[str, StoredLineage] = {}
     for lid in sorted(ids):
-        ck = checkpoints_of(checkpoint_root, sweep_id, lid)
+        ck = checkpoints_of(store, sweep_id, lid)
         mine = runs.get(lid, {})
         trunk = mine.get(TRUNK)
         out[lid] = StoredLineage(

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-__all__ = ["StoreSink", "failed_rows", "run_lineage_to_store", "run_row", "tune_trainable"]
+__all__ = ["StoreSink", "failed_rows", "read_events", "run_lineage_to_store", "run_row", "tune_trainable"]
 
 PROGRESS_EVERY_S = 2.0  # how often a running trial tells the driver its step, tokens and loss
 
@@ -110,7 +110,7 @@ def failed_rows(spec: Any, error: str, stored: Any, *, model_size: str, n_params
 
 
 def run_lineage_to_store(
-    spec_dict: dict[str, Any], *, store_root: str, sweep_id: str, checkpoint_root: str, model_size: str,
+    spec_dict: dict[str, Any], *, store_root: str, sweep_id: str, model_size: str,
     threads: int = 1, on_progress: Any = None,
 ) -> dict[str, Any]:
     """Do what the store still lacks of one lineage (resuming from its checkpoints)."""
@@ -124,8 +124,9 @@ def run_lineage_to_store(
     torch.set_num_threads(max(1, threads))
     spec = LineageSpec.from_dict(spec_dict)
     store = ResultsStore(store_root)
-    stored = stored_lineages(store, sweep_id, checkpoint_root, [spec.lineage_id])[spec.lineage_id]
-    checkpoints = checkpoints_of(checkpoint_root, sweep_id, spec.lineage_id)
+    _check_reachable(store, sweep_id)
+    stored = stored_lineages(store, sweep_id, [spec.lineage_id])[spec.lineage_id]
+    checkpoints = checkpoints_of(store, sweep_id, spec.lineage_id)
     began = time.perf_counter()
     done, last = [0], [time.monotonic()]
 
@@ -139,18 +140,68 @@ def run_lineage_to_store(
     sink = StoreSink(store, sweep_id, spec, model_size=model_size)
     result = run_lineage(spec, sink=sink, checkpoints=checkpoints, stored=stored, progress=progress)
     if result.resumed_from is not None:  # an operator's trail (and the tests' evidence) of resumes
-        _log_event(Path(checkpoint_root) / sweep_id, {"event": "resumed", "lineage_id": spec.lineage_id,
-                                                     "step": result.resumed_from, "pid": os.getpid()})
+        _log_event(store, sweep_id, {"event": "resumed", "lineage_id": spec.lineage_id, "step": result.resumed_from,
+                                     "pid": os.getpid(), "host": socket.gethostname(), "node_id": _ray_node_id()})
     return {"status": result.status, "steps_trained": result.run_steps, "replay_steps": result.replay_steps,
             "tokens_trained": result.run_steps * result.tokens_per_step,
             "train_time_s": time.perf_counter() - began, "resumed_from": result.resumed_from,
             "pid": os.getpid()}
 
 
-def _log_event(directory: Path, event: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "events.jsonl", "a") as handle:
-        handle.write(json.dumps({**event, "at": datetime.now(timezone.utc).isoformat()}) + "\n")
+def _ray_node_id() -> str | None:
+    """The Ray node this trial runs on (None outside Ray)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def _check_reachable(store: Any, sweep_id: str) -> None:
+    """Rows go only to the sweep's own store: a worker that cannot see the store the driver
+    created (a laptop path on a cluster node, an unshared disk) stops here with one line
+    instead of writing results nobody will find."""
+    from orchestrator.store import StoreError
+
+    try:
+        reachable = store.check_version() and sweep_id in store.sweep_ids()
+    except OSError as exc:
+        reachable, why = False, str(exc)
+    else:
+        why = "no sweep of that name there"
+    if not reachable:
+        raise StoreError(f"results store {store.root!r} is not reachable from node {socket.gethostname()} "
+                         f"({why}); use a path shared by every node or an object store (s3://...)")
+
+
+def _log_event(store: Any, sweep_id: str, event: dict[str, Any]) -> None:
+    """One small JSON object per event under ``_checkpoints/<sweep>/_events`` (object stores
+    cannot append)."""
+    from orchestrator.stored import checkpoint_folder
+
+    now = datetime.now(timezone.utc)
+    folder = checkpoint_folder(store, sweep_id, "_events")
+    store.fs.create_dir(folder, recursive=True)
+    name = f"{now:%Y%m%dT%H%M%S%f}-{event.get('lineage_id', 'x')}-{os.getpid()}.json"
+    with store.fs.open_output_stream(f"{folder}/{name}") as handle:
+        handle.write(json.dumps({**event, "at": now.isoformat()}).encode())
+
+
+def read_events(store: Any, sweep_id: str) -> list[dict[str, Any]]:
+    """The events :func:`_log_event` wrote for a sweep, oldest first."""
+    import pyarrow.fs as pafs
+
+    from orchestrator.stored import checkpoint_folder
+
+    infos = store.fs.get_file_info(pafs.FileSelector(checkpoint_folder(store, sweep_id, "_events"),
+                                                     allow_not_found=True))
+    out = []
+    for info in sorted(infos, key=lambda i: i.base_name):
+        if info.type == pafs.FileType.File and info.base_name.endswith(".json"):
+            with store.fs.open_input_stream(info.path) as handle:
+                out.append(json.loads(handle.read()))
+    return out
 
 
 def tune_trainable(config: dict[str, Any]) -> None:
@@ -162,7 +213,7 @@ def tune_trainable(config: dict[str, Any]) -> None:
 
     summary = run_lineage_to_store(
         config["lineage"], store_root=config["store"], sweep_id=config["sweep_id"],
-        checkpoint_root=config["checkpoint_root"], model_size=config["model_size"][config["lineage"]["lineage_id"]],
+        model_size=config["model_size"][config["lineage"]["lineage_id"]],
         threads=config.get("threads", 1), on_progress=on_progress,
     )
     tune.report({"done": True, **summary})

@@ -8,7 +8,11 @@ Layout of one lineage's directory::
 
 The ``.json`` sidecar (step, averager keys held, lineage, branch) is written after its ``.pt``,
 each by temp file + rename, so a sidecar always names a complete checkpoint; listing reads only
-sidecars and needs no torch (the planner lists checkpoints on the driver).
+sidecars and needs no torch (the planner lists checkpoints on the driver). The folder is local,
+or on any pyarrow filesystem (an ``s3://`` store keeps its checkpoints beside its rows, so a
+trial retried on another node finds them): there a finished upload is the atomic step (a
+``move`` is copy + delete), a file is written whole to a temp name first, and readers skip
+temp names.
 
 Loading uses ``torch.load(weights_only=True)``: a checkpoint holds only tensors and plain Python
 values (RNG states are tensors), so nothing in a file planted in a shared store or cache can run
@@ -65,56 +69,169 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-class CheckpointStore:
-    """The checkpoints of one lineage under ``directory``."""
+class _LocalFiles:
+    """File operations on a local folder (fsync'd atomic writes)."""
 
-    def __init__(self, directory: str | os.PathLike[str], lineage_id: str) -> None:
-        self.directory = Path(directory)
+    def join(self, *parts: str) -> str:
+        return str(Path(*parts))
+
+    def names(self, folder: str, suffix: str) -> list[str]:
+        path = Path(folder)
+        return sorted(p.name for p in path.glob(f"*{suffix}")) if path.is_dir() else []
+
+    def folders(self, folder: str) -> list[str]:
+        path = Path(folder)
+        return sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+
+    def exists(self, path: str) -> bool:
+        return Path(path).is_file()
+
+    def read(self, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def write(self, path: str, data: bytes) -> None:
+        _atomic_write(Path(path), data)
+
+    def delete(self, path: str) -> None:
+        Path(path).unlink(missing_ok=True)
+
+    def delete_folder(self, folder: str, *, empty_only: bool = False) -> None:
+        import shutil
+
+        if empty_only:
+            try:
+                Path(folder).rmdir()
+            except OSError:
+                pass
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class _ArrowFiles:
+    """The same operations on a pyarrow filesystem (object stores: a finished upload is atomic)."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    def join(self, *parts: str) -> str:
+        return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts))
+
+    def _infos(self, folder: str) -> list[Any]:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(pafs.FileSelector(folder, recursive=False, allow_not_found=True))
+
+    def names(self, folder: str, suffix: str) -> list[str]:
+        import pyarrow.fs as pafs
+
+        return sorted(i.base_name for i in self._infos(folder)
+                      if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
+
+    def folders(self, folder: str) -> list[str]:
+        import pyarrow.fs as pafs
+
+        return sorted(i.base_name for i in self._infos(folder) if i.type == pafs.FileType.Directory)
+
+    def exists(self, path: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(path).type == pafs.FileType.File
+
+    def read(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as handle:
+            return handle.read()
+
+    def write(self, path: str, data: bytes) -> None:
+        import uuid
+
+        folder, _, name = path.rpartition("/")
+        tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+        self.fs.create_dir(folder, recursive=True)
+        stream = self.fs.open_output_stream(tmp)
+        stream.write(data)  # the whole file in one call: an upload cut short never completes
+        stream.close()
+        self.fs.move(tmp, path)
+
+    def delete(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except (FileNotFoundError, OSError):
+            pass
+
+    def delete_folder(self, folder: str, *, empty_only: bool = False) -> None:
+        if empty_only:
+            return  # object stores have no empty folders to clean up
+        try:
+            self.fs.delete_dir(folder)
+        except (FileNotFoundError, OSError):
+            pass
+
+
+class CheckpointStore:
+    """The checkpoints of one lineage under ``directory``: a local folder, or a path in
+    ``filesystem`` (a ``pyarrow.fs.FileSystem``, e.g. the results store's S3 filesystem)."""
+
+    def __init__(self, directory: str | os.PathLike[str], lineage_id: str, *, filesystem: Any = None) -> None:
+        self.directory = str(directory)
         self.lineage_id = lineage_id
+        self._files: _LocalFiles | _ArrowFiles = _LocalFiles() if filesystem is None else _ArrowFiles(filesystem)
+        if filesystem is not None:
+            import pyarrow.fs as pafs
+
+            if isinstance(filesystem, pafs.LocalFileSystem):
+                self._files = _LocalFiles()
 
     # ---- listing (no torch) -------------------------------------------------------------
-    def _sidecars(self, folder: Path) -> list[dict[str, Any]]:
+    def _sidecars(self, folder: str) -> list[dict[str, Any]]:
         out = []
-        for side in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        pts = set(self._files.names(folder, ".pt"))
+        for name in self._files.names(folder, ".json"):
+            if name.startswith(".") or f"{name[:-len('.json')]}.pt" not in pts:
+                continue
             try:
-                meta = json.loads(side.read_text())
+                meta = json.loads(self._files.read(self._files.join(folder, name)))
             except (OSError, ValueError):
                 continue
-            if meta.get("lineage_id") == self.lineage_id and side.with_suffix(".pt").is_file():
+            if meta.get("lineage_id") == self.lineage_id:
                 out.append(meta)
         return out
 
     def trunk_checkpoints(self) -> dict[int, frozenset[str]]:
         """Trunk step -> averager keys held, for every complete trunk checkpoint."""
-        return {int(m["step"]): frozenset(m["averagers"]) for m in self._sidecars(self.directory / "trunk")}
+        folder = self._files.join(self.directory, "trunk")
+        return {int(m["step"]): frozenset(m["averagers"]) for m in self._sidecars(folder)}
 
     def inflight(self) -> dict[str, tuple[int, frozenset[str]]]:
         """Unfinished branch -> (step, averager keys held) of its latest checkpoint."""
         out: dict[str, tuple[int, frozenset[str]]] = {}
-        root = self.directory / "branches"
-        for folder in sorted(root.iterdir()) if root.is_dir() else []:
-            for meta in self._sidecars(folder):
+        root = self._files.join(self.directory, "branches")
+        for folder in self._files.folders(root):
+            for meta in self._sidecars(self._files.join(root, folder)):
                 out[str(meta["branch"])] = (int(meta["step"]), frozenset(meta["averagers"]))
         return out
 
     # ---- paths --------------------------------------------------------------------------
-    def trunk_path(self, step: int) -> Path:
-        return self.directory / "trunk" / f"{step:010d}.pt"
+    def trunk_path(self, step: int) -> str:
+        return self._files.join(self.directory, "trunk", f"{step:010d}.pt")
 
-    def branch_path(self, name: str) -> Path:
-        return self.directory / "branches" / branch_token(name) / "state.pt"
+    def branch_path(self, name: str) -> str:
+        return self._files.join(self.directory, "branches", branch_token(name), "state.pt")
+
+    @staticmethod
+    def _sidecar(path: str) -> str:
+        return path[: -len(".pt")] + ".json"
 
     # ---- writes -------------------------------------------------------------------------
-    def _save(self, path: Path, step: int, state: dict[str, Any], averagers: list[str], branch: str | None) -> None:
+    def _save(self, path: str, step: int, state: dict[str, Any], averagers: list[str], branch: str | None) -> None:
         import torch
 
         buffer = io.BytesIO()
         torch.save({"format": CHECKPOINT_FORMAT, "lineage_id": self.lineage_id, "step": step,
                     "branch": branch, **state}, buffer)
-        _atomic_write(path, buffer.getvalue())
+        self._files.write(path, buffer.getvalue())
         meta = {"format": CHECKPOINT_FORMAT, "lineage_id": self.lineage_id, "step": step,
                 "branch": branch, "averagers": sorted(averagers)}
-        _atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
+        self._files.write(self._sidecar(path), json.dumps(meta).encode())
 
     def save_trunk(self, step: int, state: dict[str, Any], averagers: list[str]) -> None:
         self._save(self.trunk_path(step), step, state, averagers, None)
@@ -122,20 +239,14 @@ class CheckpointStore:
     def save_branch(self, name: str, step: int, state: dict[str, Any], averagers: list[str]) -> None:
         self._save(self.branch_path(name), step, state, averagers, name)
 
-    def _remove(self, path: Path) -> None:
-        for p in (path.with_suffix(".json"), path):  # sidecar first: never a sidecar without data
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
+    def _remove(self, path: str) -> None:
+        self._files.delete(self._sidecar(path))  # sidecar first: never a sidecar without data
+        self._files.delete(path)
 
     def clear_branch(self, name: str) -> None:
         path = self.branch_path(name)
         self._remove(path)
-        try:
-            path.parent.rmdir()
-        except OSError:
-            pass
+        self._files.delete_folder(path.rpartition("/")[0], empty_only=True)
 
     def prune_trunk(self, keep: set[int]) -> None:
         """Delete trunk checkpoints not in ``keep``, except the latest one."""
@@ -147,22 +258,23 @@ class CheckpointStore:
 
     def clear(self) -> None:
         """Delete every checkpoint of the lineage (``--force`` reruns)."""
-        import shutil
-
-        shutil.rmtree(self.directory, ignore_errors=True)
+        self._files.delete_folder(self.directory)
 
     # ---- reads --------------------------------------------------------------------------
-    def load(self, path: Path, *, step: int, branch: str | None) -> dict[str, Any]:
+    def load(self, path: str | Path, *, step: int, branch: str | None) -> dict[str, Any]:
         """A checkpoint's state, loaded without executing anything; checked to be this
         lineage's state of ``branch`` after ``step`` updates."""
         import pickle
 
         import torch
 
+        path = str(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(path, "the file does not exist") from None
+            data = self._files.read(path)
+        except (FileNotFoundError, OSError):
+            raise CheckpointError(path, "the file does not exist or cannot be read") from None
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError,
                 ImportError, IndexError, KeyError, OSError) as exc:
             reason = " ".join(str(exc).split())[:160]

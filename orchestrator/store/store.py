@@ -27,6 +27,13 @@ def _resolve(root: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSy
     if filesystem is not None:
         return filesystem, root.rstrip("/") or "/"
     if "://" in root:
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(root)
+        if parts.username or parts.password:  # pyarrow would accept them, and pickle them into every job
+            safe = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or ""))
+            raise StoreError(f"store URI {safe!r} must not carry credentials; set them in the environment "
+                             "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the platform's role)")
         try:
             fs, path = pafs.FileSystem.from_uri(root)
         except (pa.ArrowInvalid, ValueError) as exc:

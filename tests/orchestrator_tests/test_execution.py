@@ -302,7 +302,10 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     assert killed, "no trial worker found to kill"
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
-    events = [json.loads(line) for line in (ckpts / "events.jsonl").read_text().splitlines()]
+    from orchestrator.store import ResultsStore
+    from orchestrator.trainable import read_events
+
+    events = read_events(ResultsStore(str(store)), "wk")
     assert any(e["event"] == "resumed" and e["step"] >= 500 for e in events)
     keys = eval_keys(store, "wk")
     assert len(keys) == len(set(keys)) and set(keys) == expected_eval_keys(spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 import subprocess
 import sys
 
@@ -37,7 +38,7 @@ def test_a_planted_checkpoint_is_refused_and_never_runs(tmp_path):
     spec = _spec()
     store = CheckpointStore(tmp_path / "ck", spec.lineage_id)
     marker = tmp_path / "pwned"
-    path = store.trunk_path(40)
+    path = Path(store.trunk_path(40))
     path.parent.mkdir(parents=True)
     with open(path, "wb") as handle:  # an old-style (full pickle) torch file with a payload
         torch.save({"format": 2, "lineage_id": spec.lineage_id, "step": 40, "branch": None,
@@ -65,7 +66,7 @@ def test_foreign_corrupt_and_misplaced_checkpoints_are_refused_with_one_line(tmp
         other.load(mine.trunk_path(40), step=40, branch=None)
     with pytest.raises(CheckpointError, match="expected trunk step 32"):
         mine.load(mine.trunk_path(40), step=32, branch=None)
-    mine.trunk_path(40).write_bytes(b"not a zip file at all")
+    Path(mine.trunk_path(40)).write_bytes(b"not a zip file at all")
     with pytest.raises(CheckpointError) as err:
         mine.load_trunk(40)
     assert "\n" not in str(err.value) and len(str(err.value)) < 400
@@ -88,4 +89,4 @@ def test_a_crash_mid_write_never_leaves_a_listed_partial_checkpoint(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 9
-    assert store.trunk_path(7).exists() and store.trunk_checkpoints() == {}
+    assert Path(store.trunk_path(7)).exists() and store.trunk_checkpoints() == {}
