@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from s3_server import S3Server, objects
 
 from orchestrator.query import load_curve_rows, load_runs
@@ -129,3 +130,23 @@ def test_submit_refuses_a_laptop_store_for_a_remote_cluster_before_any_connectio
     assert out.returncode == 2 and time.monotonic() - began < 30
     line = out.stderr.strip().splitlines()
     assert len(line) == 1 and "not reachable from a remote cluster" in line[0] and "--shared-store" in line[0]
+
+
+def test_a_trial_that_cannot_see_the_store_stops_with_one_line(tmp_path: Path) -> None:
+    """A node where the store path is not shared (here: a folder with no sweep in it) refuses to
+    write rows nobody would find; the error names the store and the node."""
+    import socket
+
+    from orchestrator.planner import plan
+    from orchestrator.spec import load_spec
+    from orchestrator.store import StoreError
+    from orchestrator.trainable import run_lineage_to_store
+
+    spec = write(tmp_path, str(tmp_path / "never-created"), horizons="[40]")
+    lineage = plan(load_spec(spec)).lineages[0]
+    with pytest.raises(StoreError) as err:
+        run_lineage_to_store(lineage.to_dict(), store_root=str(tmp_path / "never-created"), sweep_id="s3sweep",
+                             model_size="dim=30")
+    message = str(err.value)
+    assert "\n" not in message and "is not reachable from node " + socket.gethostname() in message
+    assert not (tmp_path / "never-created").exists()  # nothing written
