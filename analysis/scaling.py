@@ -11,7 +11,13 @@
 
 Both report the objective, the winning start and, with ``bootstrap > 0``, percentile confidence
 intervals from refits on data points resampled with replacement; derived quantities (the
-compute-optimal exponents) are computed per replicate, not from the point estimate (NOTES §8.4).
+compute-optimal exponents) are computed per replicate, not from the point estimate (NOTES §8.4),
+and the replicates are kept so a prediction band can be drawn (:meth:`DataLawFit.band`).
+
+Honesty (:mod:`analysis.fit_checks`): a law of p parameters is refused on fewer than p + 1
+points (:class:`~analysis.fit_checks.FitRefused`), and a fit whose ``E`` or an exponent sits on a
+bound carries a ``flags`` entry saying so. Every fit runs with one BLAS thread
+(:mod:`analysis._threads`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import numpy as np
 
 from analysis._huber import as_positive_array, check_delta, check_same_length
 from analysis._power_sum import fit_from_starts, polish
+from analysis._threads import single_threaded
+from analysis.fit_checks import flag_bounds, require_points
 
 __all__ = [
     "CHINCHILLA_GRID",
@@ -55,6 +63,8 @@ class ChinchillaFit:
         ci: ``{name: (low, high)}`` percentile intervals for E, A, B, alpha, beta and the two
             compute-optimal exponents; empty without bootstrap.
         n_bootstrap: bootstrap replicates behind ``ci``.
+        flags: parameters on a bound (``E ≈ 0``, an exponent at 0); empty for a sound fit.
+        replicates: the bootstrap refits' parameters (for prediction bands).
     """
 
     E: float
@@ -68,6 +78,8 @@ class ChinchillaFit:
     delta: float = 1e-3
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     n_bootstrap: int = 0
+    flags: tuple[str, ...] = ()
+    replicates: tuple[dict[str, float], ...] = field(default=(), repr=False)
 
     @property
     def n_opt_exponent(self) -> float:
@@ -94,10 +106,29 @@ class ChinchillaFit:
         g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
         return g * c6**self.n_opt_exponent, c6**self.d_opt_exponent / g
 
+    def band(
+        self, N: np.ndarray | float, D: np.ndarray | float, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Percentile band of L(N, D) over the bootstrap replicates; None without them."""
+        if len(self.replicates) < 10:
+            return None
+        N, D = np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64)
+        preds = np.vstack(
+            [
+                r["E"] + r["A"] * N ** (-r["alpha"]) + r["B"] * D ** (-r["beta"])
+                for r in self.replicates
+            ]
+        )
+        tail = 100 * (1 - level) / 2
+        lo, hi = np.percentile(preds, [tail, 100 - tail], axis=0)
+        return lo, hi
+
     def to_dict(self) -> dict[str, object]:
         """Plain-Python form (JSON-serialisable), with the derived exponents."""
         out = asdict(self)
+        out.pop("replicates")
         out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        out["flags"] = list(self.flags)
         out["n_opt_exponent"] = self.n_opt_exponent
         out["d_opt_exponent"] = self.d_opt_exponent
         return out
@@ -115,6 +146,9 @@ class DataLawFit:
         delta: the Huber threshold used.
         ci: ``{name: (low, high)}`` percentile intervals for E, B, beta; empty without bootstrap.
         n_bootstrap: bootstrap replicates behind ``ci``.
+        flags: parameters on a bound (``E ≈ 0``, ``E`` at ``min L``, ``beta ≈ 0``); empty for a
+            sound fit.
+        replicates: the bootstrap refits' parameters (for prediction bands).
     """
 
     E: float
@@ -126,44 +160,72 @@ class DataLawFit:
     delta: float = 1e-3
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     n_bootstrap: int = 0
+    flags: tuple[str, ...] = ()
+    replicates: tuple[dict[str, float], ...] = field(default=(), repr=False)
 
     def predict(self, D: np.ndarray | float) -> np.ndarray:
         """L(D)."""
         return self.E + self.B * np.asarray(D, dtype=np.float64) ** (-self.beta)
 
+    def band(
+        self, D: np.ndarray | float, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Percentile band of L(D) over the bootstrap replicates; None with fewer than 10."""
+        if len(self.replicates) < 10:
+            return None
+        D = np.asarray(D, dtype=np.float64)
+        preds = np.vstack([r["E"] + r["B"] * D ** (-r["beta"]) for r in self.replicates])
+        tail = 100 * (1 - level) / 2
+        lo, hi = np.percentile(preds, [tail, 100 - tail], axis=0)
+        return lo, hi
+
     def to_dict(self) -> dict[str, object]:
         """Plain-Python form (JSON-serialisable)."""
         out = asdict(self)
+        out.pop("replicates")
         out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        out["flags"] = list(self.flags)
         return out
 
 
-def _check_counts(n: int, n_params: int, bootstrap: int, ci_level: float) -> None:
-    if n < n_params:
-        raise ValueError(f"need at least {n_params} points to fit {n_params} parameters, got {n}")
+def _check_counts(n: int, n_params: int, bootstrap: int, ci_level: float, law: str) -> None:
+    require_points(n, n_params, law)
     if int(bootstrap) != bootstrap or bootstrap < 0:
         raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
     if not 0 < ci_level < 1:
         raise ValueError(f"ci_level must be in (0, 1), got {ci_level!r}")
 
 
-def _bootstrap_ci(
+def _bootstrap(
     refit: Callable[[np.ndarray], dict[str, float]],
     n: int,
     bootstrap: int,
     seed: int,
     ci_level: float,
-) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of every quantity ``refit(indices)`` returns, over resampled points."""
+    min_distinct: int,
+) -> tuple[dict[str, tuple[float, float]], tuple[dict[str, float], ...]]:
+    """Percentile intervals of every quantity ``refit(indices)`` returns over resampled points,
+    and the replicates themselves.
+
+    A resample with fewer than ``min_distinct`` distinct points (parameters + 1) cannot
+    determine the law — it would be interpolated exactly — and is drawn again.
+    """
     if bootstrap == 0:
-        return {}
+        return {}, ()
     rng = np.random.default_rng(seed)
-    rows = [refit(rng.integers(0, n, size=n)) for _ in range(bootstrap)]
+    rows: list[dict[str, float]] = []
+    for _ in range(50 * bootstrap):
+        idx = rng.integers(0, n, size=n)
+        if len(np.unique(idx)) >= min_distinct:
+            rows.append(refit(idx))
+            if len(rows) == bootstrap:
+                break
     tail = 100 * (1 - ci_level) / 2
-    return {
+    ci = {
         key: tuple(float(q) for q in np.percentile([r[key] for r in rows], [tail, 100 - tail]))
         for key in rows[0]
     }
+    return ci, tuple(rows)
 
 
 def _chinchilla_values(theta: np.ndarray) -> dict[str, float]:
@@ -179,6 +241,7 @@ def _chinchilla_values(theta: np.ndarray) -> dict[str, float]:
     }
 
 
+@single_threaded
 def fit_chinchilla(
     N: np.ndarray,
     D: np.ndarray,
@@ -213,8 +276,8 @@ def fit_chinchilla(
         The fit, with its objective, winning start and (optionally) confidence intervals.
 
     Raises:
-        ValueError: inputs of different lengths, non-positive or non-finite values, or fewer
-            points than the 5 parameters.
+        FitRefused: fewer than 6 points (5 parameters + 1).
+        ValueError: inputs of different lengths, non-positive or non-finite values.
     """
     N, D, loss = (as_positive_array(k, v) for k, v in (("N", N), ("D", D), ("loss", loss)))
     check_same_length(("N", "D", "loss"), (N, D, loss))
@@ -226,7 +289,7 @@ def fit_chinchilla(
     if exclude_highest:
         keep = loss < np.sort(loss)[-int(exclude_highest)]
         N, D, loss = N[keep], D[keep], loss[keep]
-    _check_counts(len(loss), 5, bootstrap, ci_level)
+    _check_counts(len(loss), 5, bootstrap, ci_level, "L(N, D) = E + A/N^alpha + B/D^beta")
 
     logx, log_loss = np.vstack([np.log(N), np.log(D)]), np.log(loss)
     theta, objective, start = fit_from_starts(
@@ -237,6 +300,7 @@ def fit_chinchilla(
         return _chinchilla_values(polish(theta, logx[:, idx], log_loss[idx], delta, tight=True)[0])
 
     values = _chinchilla_values(theta)
+    ci, replicates = _bootstrap(refit, len(loss), int(bootstrap), seed, ci_level, 6)
     return ChinchillaFit(
         E=values["E"],
         A=values["A"],
@@ -247,8 +311,14 @@ def fit_chinchilla(
         n_points=len(loss),
         start=dict(zip(("a", "b", "e", "alpha", "beta"), (float(x) for x in start), strict=True)),
         delta=delta,
-        ci=_bootstrap_ci(refit, len(loss), int(bootstrap), seed, ci_level),
-        n_bootstrap=int(bootstrap),
+        ci=ci,
+        n_bootstrap=len(replicates),
+        flags=flag_bounds(
+            E=values["E"],
+            min_loss=float(loss.min()),
+            exponents={"alpha": values["alpha"], "beta": values["beta"]},
+        ),
+        replicates=replicates,
     )
 
 
@@ -267,6 +337,7 @@ def _data_law_starts(log_d: np.ndarray, loss: np.ndarray) -> np.ndarray:
     return np.array(rows)
 
 
+@single_threaded
 def fit_data_law(
     D: np.ndarray,
     loss: np.ndarray,
@@ -296,13 +367,13 @@ def fit_data_law(
         The fit, with its objective, winning start and (optionally) confidence intervals.
 
     Raises:
-        ValueError: inputs of different lengths, non-positive or non-finite values, or fewer
-            than 3 points.
+        FitRefused: fewer than 4 points (3 parameters + 1).
+        ValueError: inputs of different lengths, non-positive or non-finite values.
     """
     D, loss = as_positive_array("D", D), as_positive_array("loss", loss)
     check_same_length(("D", "loss"), (D, loss))
     delta = check_delta(delta)
-    _check_counts(len(loss), 3, bootstrap, ci_level)
+    _check_counts(len(loss), 3, bootstrap, ci_level, "L(D) = E + B/D^beta")
 
     logx, log_loss = np.log(D)[None, :], np.log(loss)
     bounds: list[tuple[float | None, float | None]] = [
@@ -326,6 +397,7 @@ def fit_data_law(
         )
 
     point = values(theta)
+    ci, replicates = _bootstrap(refit, len(loss), int(bootstrap), seed, ci_level, 4)
     return DataLawFit(
         E=point["E"],
         B=point["B"],
@@ -334,6 +406,10 @@ def fit_data_law(
         n_points=len(loss),
         start=dict(zip(("b", "e", "beta"), (float(x) for x in start), strict=True)),
         delta=delta,
-        ci=_bootstrap_ci(refit, len(loss), int(bootstrap), seed, ci_level),
-        n_bootstrap=int(bootstrap),
+        ci=ci,
+        n_bootstrap=len(replicates),
+        flags=flag_bounds(
+            E=point["E"], min_loss=float(loss.min()), exponents={"beta": point["beta"]}
+        ),
+        replicates=replicates,
     )

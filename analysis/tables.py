@@ -21,10 +21,12 @@ import pandas as pd
 
 __all__ = [
     "CANDIDATE_COLUMNS",
+    "MEMBER_COLUMNS",
     "SCOPE_COLUMNS",
     "SETTING_COLUMNS",
     "ResultsFrameError",
     "candidate_labels",
+    "member_labels",
     "train_curve",
     "validate_curves",
     "validate_final_losses",
@@ -238,6 +240,24 @@ def _lr_text(lrs: pd.Series) -> pd.Series:
         if text.nunique(dropna=False) == lrs.nunique(dropna=False):
             return text
     return text
+
+
+MEMBER_COLUMNS: tuple[str, ...] = ("family", "schedule_params", "optimizer", "optimizer_params")
+"""A family *member*: several WSD cooldowns (fraction, shape) are members of the family ``wsd``."""
+
+
+def member_labels(candidates: pd.DataFrame) -> pd.Series:
+    """Short labels of the family members of ``candidates``: the family, then only the member
+    values that vary within that family (``"wsd (cooldown_fraction=0.1)"``)."""
+    labels = pd.Series("", index=candidates.index, dtype=object)
+    for _family, rows in candidates.groupby("family", sort=True, dropna=False):
+        varying = [c for c in MEMBER_COLUMNS[1:] if rows[c].astype(str).nunique(dropna=False) > 1]
+        text = rows["family"].astype(str)
+        if varying:
+            inner = rows.apply(_varying_text, axis=1, columns=tuple(varying))
+            text = text + " (" + inner.astype(str) + ")"
+        labels.loc[rows.index] = text.str.replace(" ()", "", regex=False)
+    return labels
 
 
 def candidate_labels(candidates: pd.DataFrame) -> pd.Series:
