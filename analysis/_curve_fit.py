@@ -29,7 +29,7 @@ __all__ = [
 
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
 Optimum = tuple[np.ndarray, float, np.ndarray]  # (θ, objective, the start it came from)
-_TOLERANCES: dict[str, float] = {"ftol": 1e-12, "xtol": 1e-12, "gtol": 1e-12, "max_nfev": 600}
+_TOLERANCES: dict[str, float] = {"ftol": 1e-8, "xtol": 1e-8, "gtol": 1e-8, "max_nfev": 300}
 _SCREEN_NFEV = 40  # evaluations each start gets before only the best `keep` go on
 _PENALTY_LOG = 1e3  # |residual| where a prediction is <= 0 (the log is undefined)
 
@@ -77,7 +77,8 @@ def minimise(
 
     With ``screen`` every start first gets a few dozen evaluations and only the ``keep`` most
     promising are run to convergence; without it (refits from a nearby optimum) each start is
-    converged. Optima closer than 1e-8 (relative, in θ) to a better one are dropped.
+    converged. An optimum whose residuals (log L − log L̂ at every point) are within 1e-5 of a
+    better one's is the same fit to the data (the parameters of a flat basin drift) and dropped.
 
     scipy's ``least_squares(loss="huber", f_scale=δ)`` has cost ½·Σ δ²·ρ(r²/δ²) with
     ρ(z) = z (z ≤ 1) or 2√z − 1, which is exactly Σ Huber_δ(r); its trust-region reflective
@@ -115,10 +116,12 @@ def minimise(
         screened = [(s, 0.0, i) for i, s in enumerate(starts)]
     finals = sorted(((*run(x), i) for x, _, i in screened), key=lambda t: t[1])
     out: list[Optimum] = []
+    kept: list[np.ndarray] = []
     for theta, objective, i in finals:
-        scale = np.maximum(np.abs(theta), 1e-12)
-        if any(np.all(np.abs(theta - t) <= 1e-8 * scale) for t, _, _ in out):
+        r = both(theta)[0]
+        if any(np.max(np.abs(r - k)) <= 1e-5 for k in kept):
             continue
+        kept.append(r)
         out.append((theta, objective, starts[i]))
     return out
 

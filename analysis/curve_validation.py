@@ -136,7 +136,7 @@ def select_curve_law(
     law: str = "multi_power",
     delta: float = 1e-3,
     n_polish: int = 6,
-    keep: int = 4,
+    keep: int = 3,
 ) -> CurveLawSelection:
     """Fit ``law`` on the ``train`` schedules and choose among its multi-start optima by
     leave-one-schedule-out error (see the module docstring).

@@ -329,7 +329,7 @@ def law_optima(
     *,
     delta: float = 1e-3,
     n_polish: int = 4,
-    keep: int = 4,
+    keep: int = 3,
     decay: float = 0.999,
 ) -> list[MultiPowerFit | LRAnnealingFit]:
     """Every distinct optimum the multi-start search converges to, lowest objective first.

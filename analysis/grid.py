@@ -182,8 +182,9 @@ def edge_sentences(warnings: list[EdgeWarning], *, prefix_scope: bool = False) -
         where = ", ".join(f"{w.role} ({w.candidate})" for w in ws[:4])
         more = f" and {len(ws) - 4} more" if len(ws) > 4 else ""
         prefix = f"[{' '.join(s for s in scope if s)}] " if prefix_scope else ""
+        verb = "sits" if len(ws) == 1 else "sit"
         out.append(
-            f"{prefix}grid edge: {where}{more} sit at the {word} {axis} tried "
+            f"{prefix}grid edge: {where}{more} {verb} at the {word} {axis} tried "
             f"({', '.join(_fmt(v) for v in values)} of {', '.join(_fmt(v) for v in ws[0].tried)}): "
             f"widen the {axis} axis {side} {_fmt(values[-1] if side == 'above' else values[0])}."
         )

@@ -334,7 +334,7 @@ def _headline_tables(d: _Inputs) -> str:
                 cells += f"<td class=num>{bl:.4f}</td><td class=num>{_pct(bl / r.loss - 1)}</td><td>{html.escape(v)}</td>"
             erows.append(f"<tr>{cells}</tr>")
         extra = (
-            "<th>anytime-optimal's loss</th><th>its regret</th><th>difference (paired)</th>"
+            "<th>best anytime candidate's loss</th><th>its regret</th><th>difference (paired)</th>"
             if ans.best is not None
             else ""
         )

@@ -70,7 +70,8 @@ def optima(table: pd.DataFrame, answers: list[AnytimeAnswer] | None = None) -> p
     for ans in answers:
         scope = dict(zip(SCOPE, ans.scope, strict=True))
         if ans.best is not None:
-            rows.append({**scope, "candidate": ans.best["candidate"], "role": "anytime-optimal"})
+            role = "anytime-optimal" if ans.is_winner else "best anytime"
+            rows.append({**scope, "candidate": ans.best["candidate"], "role": role})
         if ans.best_aware is not None:
             rows.append(
                 {**scope, "candidate": ans.best_aware["candidate"], "role": "best horizon-aware"}
