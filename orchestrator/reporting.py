@@ -35,15 +35,15 @@ class LRSequences(Mapping):
             final_losses["schedule"].notna() & (final_losses["schedule"].astype(str) != "")
         ]
         self._spec: dict[tuple, tuple] = {}
+        self._alias: dict[tuple, tuple] = {}  # (lineage_id, branch) → the full key
         cols = ["schedule", "schedule_params", "warmup", "peak_lr"]
         for key, rows in fl.groupby(
             ["setting_id", "lineage_id", "branch"], sort=False, dropna=False
         ):
             r = rows.iloc[0]
-            spec = (*(r[c] for c in cols), int(rows["horizon"].max()))
             key = tuple(str(k) for k in key)
-            self._spec[key] = spec
-            self._spec.setdefault(key[1:], spec)
+            self._spec[key] = (*(r[c] for c in cols), int(rows["horizon"].max()))
+            self._alias.setdefault(key[1:], key)
         self._cache: dict[tuple, np.ndarray | None] = {}
 
     def _build(self, key: tuple) -> np.ndarray | None:
@@ -60,6 +60,7 @@ class LRSequences(Mapping):
 
     def __getitem__(self, key: tuple) -> np.ndarray:
         key = tuple(str(k) for k in key)
+        key = self._alias.get(key, key)
         if key not in self._spec:
             raise KeyError(key)
         if key not in self._cache:
@@ -67,6 +68,13 @@ class LRSequences(Mapping):
         if self._cache[key] is None:
             raise KeyError(key)
         return self._cache[key]
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return False
+        return True
 
     def __iter__(self) -> Iterator[tuple]:
         return iter(self._spec)

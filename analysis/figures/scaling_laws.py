@@ -93,7 +93,7 @@ def data_law_figure(
     if not fit_keys:
         raise FigureUnavailable(
             "a data-law fit L(D) = E + B/D^beta has 3 parameters and needs ≥ 4 horizons with a "
-            f"finite loss (3 + 1); the most any (family, weights) has is {most}"
+            f"finite loss (3 + 1); no (family, weights) has more than {most}"
         )
     # Within the cap, every (scope, family) first gets its best weights variant.
     best = {
