@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from analysis._html import figure_section, page
 from analysis._threads import single_blas_thread
+from analysis.answer import headline_tables
 from analysis.anytime import anytime_optimal
 from analysis.figures._common import (
     FigureUnavailable,
@@ -25,7 +26,7 @@ from analysis.figures._common import (
 )
 from analysis.horizons import SCOPE, envelope
 from analysis.provenance import provenance
-from analysis.report import SweepResults, _headline_tables, _sweep_line, prepare, write_html
+from analysis.report import SweepResults, _sweep_line, prepare, write_html
 from analysis.results_table import results_rows, results_table_html
 from analysis.summary import summary_sentences
 
@@ -160,7 +161,7 @@ def build_comparison_report(
                 f'written {html.escape(str(p["updated_at"]))}</p><ul class="findings">'
                 + "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
                 + "</ul>"
-                + _headline_tables(d)
+                + headline_tables(d)
                 + "</section>"
             )
             rows.append(results_rows(d.table, d.seeds).assign(sweep=name))

@@ -245,7 +245,8 @@ def synthetic_results(
 
 def _time_report(results, repeat: int) -> dict:
     """Median wall time of a whole report (written to a temp file), and of each section once."""
-    from analysis.report import _FIGURES, SweepResults, answer_html, prepare, write_report
+    from analysis.answer import answer_html
+    from analysis.report import _FIGURES, SweepResults, prepare, write_report
     from analysis.results_table import results_rows, results_table_html
 
     lin, cur, fl, plan, lrs = results

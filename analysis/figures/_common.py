@@ -120,16 +120,18 @@ def si(x: float) -> str:
 
 
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
-    """Ticks at 1, 2, 5 × 10^k spanning [lo, hi], labelled with :func:`si` (1M, 2M, 5M, …)."""
+    """Log-axis ticks spanning [lo, hi] labelled with :func:`si` (1M, 2M, 5M, …): at 1, 2, 5 ×
+    10^k, or denser mantissas when that leaves fewer than 3 inside a narrow range."""
     if not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi >= lo):
         return [], []
-    vals = [
-        m * 10.0**k
-        for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-        for m in (1, 2, 5)
-    ]
-    inside = [v for v in vals if lo / 1.0001 <= v <= hi * 1.0001]
-    if len(inside) < 2:  # a narrow range: the neighbours on both sides too
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    inside: list[float] = []
+    for mantissas in ((1, 2, 5), (1, 2, 3, 4, 5, 6, 8), (1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        vals = [m * 10.0**k for k in decades for m in mantissas]
+        inside = [v for v in vals if lo / 1.0001 <= v <= hi * 1.0001]
+        if len(inside) >= 3:
+            break
+    if len(inside) < 2:  # a very narrow range: its neighbours on both sides too
         below = [v for v in vals if v < lo][-1:]
         above = [v for v in vals if v > hi][:1]
         inside = below + inside + above
@@ -236,15 +238,17 @@ def readable_log_axis(fig: go.Figure, axis: str, values: Sequence[float]) -> Non
 
 
 def multiples_text(table: pd.DataFrame) -> dict[tuple, str]:
-    """``{(*scope, horizon): "2× Chinchilla (400 steps)"}`` for axis labels."""
+    """``{(*scope, horizon): "2× Chinchilla (400 steps, 410K tokens)"}`` for axis labels."""
     mults, unit = horizon_multiples(table)
     short = "Chinchilla" if unit == "Chinchilla" else "shortest"
-    return {
-        (*tuple(r[c] for c in SCOPE), int(r["horizon"])): (
-            f"{r['multiple']:.3g}× {short} ({int(r['horizon']):,} steps)"
-        )
-        for _, r in mults.iterrows()
-    }
+    tokens = table.groupby([*SCOPE, "horizon"], dropna=False)["tokens"].median()
+    out = {}
+    for _, r in mults.iterrows():
+        key = (*tuple(r[c] for c in SCOPE), int(r["horizon"]))
+        tok = tokens.get(key, np.nan)
+        extra = f", {si(tok)} tokens" if np.isfinite(tok) else ""
+        out[key] = f"{r['multiple']:.3g}× {short} ({int(r['horizon']):,} steps{extra})"
+    return out
 
 
 def best_setting_lineages(lineages: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:

@@ -217,9 +217,15 @@ def loss_vs_lr_figure(table: pd.DataFrame) -> go.Figure:
                 )
                 groups.append(group)
     lrs = sorted(set(table["peak_lr"].dropna()))
+    ticks = (
+        {"tickvals": lrs, "ticktext": [f"{v:.3g}" for v in lrs]}
+        if len(lrs) <= 8
+        else {"tickformat": "~g"}
+    )
     fig.update_layout(
-        xaxis={"type": "log", "tickvals": lrs, "ticktext": [f"{v:.3g}" for v in lrs]},
-        xaxis_title="peak learning rate (every value tried is a tick)",
+        xaxis={"type": "log", **ticks},
+        xaxis_title="peak learning rate"
+        + (" (every value tried is a tick)" if len(lrs) <= 8 else ""),
         yaxis_title="final eval loss",
         template="plotly_white",
     )

@@ -67,7 +67,8 @@ def test_readable_units():
     ]
     vals, text = log_ticks(1e5, 2e6)
     assert text == ["100K", "200K", "500K", "1M", "2M"] and vals[0] == 1e5
-    assert log_ticks(3e5, 4e5)[1] == ["200K", "500K"]  # a narrow range: its neighbours
+    assert log_ticks(2.05e5, 8.19e5)[1] == ["300K", "400K", "500K", "600K", "800K"]  # denser
+    assert log_ticks(3.1e5, 3.2e5)[1] == ["300K", "400K"]  # a very narrow range: its neighbours
 
 
 def test_colours_are_fixed_by_name_not_by_rank():
