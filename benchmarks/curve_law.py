@@ -264,22 +264,25 @@ def synthetic() -> dict:
     return out
 
 
-def public(folder: Path, size: str, with_reference: bool) -> dict:
+def public(
+    folder: Path, size: str, with_reference: bool, train_names: tuple[str, ...] = TRAIN
+) -> dict:
     runs = load_public(folder)
-    train = {name.split("_")[0]: [runs[name]] for name in TRAIN}
-    test = {name: runs[name] for name in TEST}
+    train = {name.split("_")[0]: [runs[name]] for name in train_names}
+    held = tuple(n for n in (*TRAIN, *TEST) if n not in train_names)
+    test = {name: runs[name] for name in held}
     out: dict = {
         "folder": str(folder),
-        "train": list(TRAIN),
-        "held_out": list(TEST),
+        "train": list(train_names),
+        "held_out": list(held),
         **_ours(train, test),
     }
-    if size in PUBLISHED:
+    if size in PUBLISHED and train_names == TRAIN:
         out["published_params"] = _errors(
             MultiPowerFit(**dict(zip(NAMES, PUBLISHED[size], strict=True))), test
         )
     if with_reference:
-        fit, seconds = reference_procedure([runs[n] for n in TRAIN])
+        fit, seconds = reference_procedure([runs[n] for n in train_names])
         out["reference_procedure"] = {
             "fit_s": round(seconds, 2),
             "params": {k: getattr(fit, k) for k in NAMES},
@@ -303,6 +306,9 @@ def main() -> None:
         "--reference", action="store_true", help="also run the authors' recipe (torch)"
     )
     parser.add_argument("--no-synthetic", action="store_true")
+    parser.add_argument(
+        "--train", default=",".join(TRAIN), help="the curves fitted (the paper's: default)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result: dict = {}
@@ -315,7 +321,8 @@ def main() -> None:
                 if (args.public / f"csv_{size}").is_dir()
                 else args.public
             )
-            result[f"public_{size}M"] = public(folder, size, args.reference)
+            train = tuple(args.train.split(","))
+            result[f"public_{size}M"] = public(folder, size, args.reference, train)
     print(json.dumps(result, indent=2))
 
 

@@ -49,14 +49,17 @@ def curve_law_selection(
     curves: pd.DataFrame | CurveIndex,
     lineages: pd.DataFrame | None = None,
     lr_sequences: Mapping[tuple, np.ndarray] | None = None,
-) -> tuple[CurveLawSelection, dict[str, list[dict]], list[str], list[str]]:
+) -> tuple[
+    CurveLawSelection, CurveLawSelection | None, dict[str, list[dict]], list[str], list[str]
+]:
     """The multi-power-law selection the figure draws.
 
     Training schedules: the :data:`FIT_PREFERENCE` members when two or more are present, else
     the first two members (sorted); the others (at most :data:`MAX_HELD_OUT`) are held out.
 
     Returns:
-        (selection, ``{member: [law curve, …]}``, training members, held-out members).
+        (multi-power selection, LR-annealing selection (None if refused), ``{member: [law
+        curve, …]}``, training members, held-out members).
     """
     index = as_index(curves, lineages)
     picked = _pick(curve_catalog(final_losses, index.keys))
@@ -76,10 +79,15 @@ def curve_law_selection(
         with warnings.catch_warnings():
             # Overflow in far-off starts of the multi-start search is expected and harmless.
             warnings.simplefilter("ignore", RuntimeWarning)
-            sel = select_curve_law({m: as_law[m] for m in train}, {m: as_law[m] for m in held})
+            fit_on, held_out = {m: as_law[m] for m in train}, {m: as_law[m] for m in held}
+            sel = select_curve_law(fit_on, held_out)
+            try:
+                ann = select_curve_law(fit_on, held_out, law="lr_annealing")
+            except FitRefused:
+                ann = None
     except FitRefused as err:
         raise FigureUnavailable(str(err)) from err
-    return sel, by_member, train, held
+    return sel, ann, by_member, train, held
 
 
 def _pct(x: float) -> str:
@@ -103,7 +111,9 @@ def curve_law_figure(
     training schedules with the chosen fit (solid) and their leave-one-schedule-out prediction
     (dashed, fitted without them); held-out schedules with the prediction from their LR
     sequence alone (thick dashed). The legend and the note give each schedule's error."""
-    sel, by_member, train, held = curve_law_selection(final_losses, curves, lineages, lr_sequences)
+    sel, ann, by_member, train, held = curve_law_selection(
+        final_losses, curves, lineages, lr_sequences
+    )
     loso = (
         sel.loso.loc[
             sel.loso["candidate"]
@@ -146,13 +156,18 @@ def curve_law_figure(
                     lines.append((fold, "dash", 2.5, "predicted without it (LOSO)"))
             else:
                 lines.append((sel.fit, "dash", 3.0, "predicted from its LR alone"))
+                if ann is not None:
+                    lines.append((ann.fit, "dot", 2.0, "LR-annealing law, predicted"))
             for law, dash, width, what in lines:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     pred = law.predict(c["lr"], dense)
                 label = f"{member}: {what}"
-                if err is not None and what != "law (chosen fit)":
-                    label += f" — {_errors_text(err)}"
+                shown = err
+                if law is not sel.fit and ann is not None and law is ann.fit:
+                    shown = ann.held_out.loc[ann.held_out["schedule"] == member].iloc[0].to_dict()
+                if shown is not None and what != "law (chosen fit)":
+                    label += f" — {_errors_text(shown)}"
                 fig.add_trace(
                     go.Scatter(
                         x=x, y=pred, mode="lines", name=label, legendgroup=member,
@@ -190,6 +205,14 @@ def curve_law_figure(
             "note": f"{scope_label([first[c] for c in SCOPE])}, peak LR {first['peak_lr']:g}, "
             f"seed {first['seed']}; fitted on the eval losses of {', '.join(train)} with the exact "
             f"per-step LR; {why}; fit {sel.seconds:.2f} s; " + "; ".join(notes)
+            + (
+                "; LR-annealing law (Tissue et al. 2024, dotted), held out: "
+                + "; ".join(
+                    f"{r['schedule']}: {_errors_text(r)}" for r in ann.held_out.to_dict("records")
+                )
+                if ann is not None and len(ann.held_out)
+                else ""
+            )
         },
     )  # fmt: skip
     return fig

@@ -224,6 +224,9 @@ def test_curve_law_panel_fits_eval_curves_and_shows_the_held_out_prediction(repo
     ).group(1)
     assert "fitted on the eval losses of constant, cosine with the exact per-step LR" in caption
     assert "wsd (held out): mean |rel err|" in caption and "multi-start optima" in caption
+    # the LR-annealing law predicts the held-out schedule too (dotted), with its error
+    assert any(n.startswith("wsd: LR-annealing law, predicted — mean |rel err|") for n in names)
+    assert "LR-annealing law (Tissue et al. 2024, dotted), held out: wsd: mean |rel err|" in caption
 
 
 def test_curve_law_needs_the_exact_lr_when_train_rows_are_sub_sampled(results):
