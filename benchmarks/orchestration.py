@@ -41,7 +41,7 @@ steps = {horizons}
 kind = "ema"
 half_life = 0.1
 [eval]
-log_points = 4
+points_per_decade = 4
 [resources]
 cpu = 1
 retries = 0

@@ -7,7 +7,6 @@ sweeps, bad SQL) become ONE line on stderr and exit code 2; never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -53,11 +52,12 @@ def _store_of(args: argparse.Namespace) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from orchestrator.execution import plan_against_store, resolve_store
     from orchestrator.plan_view import plan_json, render_plan
-    from orchestrator.planner import plan
     from orchestrator.spec import load_spec
 
-    the_plan = plan(load_spec(args.spec))
+    spec = load_spec(args.spec)
+    the_plan = plan_against_store(spec, resolve_store(spec, args.spec, args.store))
     if args.json:
         print(plan_json(the_plan))
     else:
@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new to run"
     print(f"sweep {outcome.sweep_id}: {outcome.planned} lineages planned, {outcome.skipped} already done, "
-          f"{summary}; store {outcome.store} ({outcome.wall_time_s:.1f} s)")
+          f"{summary} ({outcome.run_steps} steps); store {outcome.store} ({outcome.wall_time_s:.1f} s)")
     if args.report:
         _write_report(outcome.store, outcome.sweep_id, args.report)
     return 1 if outcome.failed else 0
@@ -152,25 +152,32 @@ def cmd_trial(args: argparse.Namespace) -> int:
         from orchestrator.planner import plan
         from orchestrator.spec import load_spec
 
-        matches = [l for l in plan(load_spec(args.spec)).lineages if l.lineage_id.startswith(args.lineage)]
+        matches = [lin for lin in plan(load_spec(args.spec)).lineages if lin.lineage_id.startswith(args.lineage)]
         if len(matches) != 1:
             raise ConfigError("--lineage", args.lineage,
                               f"the id (or a unique prefix) of one planned lineage ({len(matches)} match; see `lrsweep plan`)")
         spec = matches[0]
     else:
         spec = load_lineage_file(args.spec)
-    summary = run_and_write(spec, args.output, checkpoint_dir=args.checkpoint_dir)
+    summary = run_and_write(spec, args.output, checkpoint_dir=args.checkpoint_dir, threads=args.threads)
     print(f"lineage {spec.lineage_id} {summary['status']}: {summary['rows']} curve rows "
           f"in {summary['wall_time_s']:.1f} s -> {summary['path']}")
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from orchestrator.store.migrate import migrate_store
+
+    report = migrate_store(_store_of(args))
+    print(report)
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
-    from orchestrator.jobs import submit
+    from orchestrator.jobs import job_status, submit
 
-    from orchestrator.jobs import job_status
-
-    job_id = submit(args.spec, address=args.address, store=args.store, wait=args.wait)
+    job_id = submit(args.spec, address=args.address, store=args.store, wait=args.wait,
+                    shared_store=args.shared_store)
     if not args.wait:
         print(job_id)
         return 0
@@ -203,9 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    sp = add("plan", cmd_plan, "Show the lineages a sweep file needs and the compute saved (no training).")
+    sp = add("plan", cmd_plan, "Show the lineages a sweep file needs, what its store already holds and "
+                               "what `run` would train (no training).")
     sp.add_argument("spec")
     sp.add_argument("--json", action="store_true", help="print the plan as JSON")
+    sp.add_argument("--store", help="results store to plan against; default: the spec's `store`")
 
     sp = add("run", cmd_run, "Run (or resume) a sweep on Ray Tune: embedded local Ray unless --address.")
     sp.add_argument("spec")
@@ -218,7 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("submit", cmd_submit, "Submit `lrsweep run SPEC` to a Ray cluster as a Ray Job.")
     sp.add_argument("spec")
     sp.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
-    sp.add_argument("--store", help="results store as seen from the cluster")
+    sp.add_argument("--store", help="results store as seen from the cluster (default: the spec's `store`, "
+                                    "relative to the spec file)")
+    sp.add_argument("--shared-store", action="store_true",
+                    help="the store is a local path mounted at the same path on every node of the cluster")
     sp.add_argument("--wait", action="store_true", help="wait for the job to finish")
 
     sp = add("logs", cmd_logs, "Print a submitted job's logs.")
@@ -268,7 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("spec")
     sp.add_argument("--lineage", help="lineage id (or unique prefix) when SPEC is a sweep file")
     sp.add_argument("-o", "--output", default="curve.csv", help="curve output (.csv or .parquet)")
-    sp.add_argument("--checkpoint-dir", help="checkpoint here and resume from it")
+    sp.add_argument("--checkpoint-dir", help="keep rows and checkpoints here and resume from them")
+    sp.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest on a busy machine)")
+
+    sp = add("migrate", cmd_migrate, "Migrate a results store written by an older lrsweep to this schema version.")
+    sp.add_argument("--store")
     return p
 
 

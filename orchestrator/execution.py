@@ -1,13 +1,20 @@
-"""Running a planned sweep on Ray Tune: one trial per lineage, resumable, nothing lost.
+"""Running a planned sweep on Ray Tune: one trial per lineage with work, resumable, nothing lost.
 
 ``run_sweep`` is the library call behind ``lrsweep run``:
-1. plan the spec; refuse (unless ``force``) when the store holds results of lineages the new
-   plan no longer contains — an edit that invalidates old results;
-2. skip every lineage whose ``lineages`` rows are already in the store (completed or diverged);
-3. run the rest as Ray Tune trials (actor reuse on, per-trial resources from the spec, failed
-   trials retried from their own checkpoint), curves streaming to the Parquet store;
+1. plan the spec against the store: what each lineage already has (rows, finished branches,
+   kept checkpoints) and what it still needs (:mod:`trials.work`);
+2. refuse (unless ``force``) when the store holds results the edited spec no longer asks for
+   (a removed lineage, branch or averager); with ``force`` delete those lineages (rows and
+   checkpoints), which are then trained again;
+3. record the spec, its plan and its settings table, then run every lineage with work as one
+   Ray Tune trial (actor reuse on, per-trial resources from the spec, failed trials retried —
+   each attempt re-reads the store and continues from the last checkpoint);
 4. record lineages that failed every retry as ``failed``;
-5. compact the sweep's fragments (no trial is writing any more).
+5. compact the sweep's fragments (also finishing a compaction a crash interrupted).
+
+Extending a finished sweep (a longer or an in-between horizon, another cooldown, LR, seed or
+averager) trains only what is missing: trunks continue from their latest checkpoint and forks
+inside a trained trunk replay from the nearest kept checkpoint.
 """
 
 from __future__ import annotations
@@ -22,12 +29,11 @@ from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
 from orchestrator.progress import SweepProgress
-from trials.branches import plan_branches
+from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
 from trials.errors import ConfigError
 from trials.lineage_spec import LineageSpec
-from trials.schedules import build_schedule
 
-__all__ = ["SweepOutcome", "run_sweep", "checkpoint_root_for", "planned_steps"]
+__all__ = ["StaleResultsError", "SweepOutcome", "plan_against_store", "resolve_store", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,7 @@ class SweepOutcome:
     planned: int
     skipped: int
     ran: int
+    run_steps: int = 0
     statuses: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     train_time_s: float = 0.0
@@ -48,67 +55,63 @@ class SweepOutcome:
         return [k for k, v in self.statuses.items() if v == "failed"]
 
 
-def planned_steps(spec: LineageSpec) -> int:
-    schedule = build_schedule(spec.schedule, warmup=spec.warmup, **spec.schedule_params) if spec.schedule else None
-    trunk, forks = plan_branches(spec, schedule)
-    return trunk.steps + sum(f.steps for f in forks)
-
-
-def checkpoint_root_for(store_root: str) -> str:
-    """Checkpoints live beside the results for local stores, in a local cache for remote ones."""
-    if "://" in store_root and not store_root.startswith("file://"):
-        base = Path(os.environ.get("LRSWEEP_CACHE", Path.home() / ".cache" / "lrsweep")) / "checkpoints"
-        return str(base)
-    root = store_root[len("file://"):] if store_root.startswith("file://") else store_root
-    return str(Path(root) / "_checkpoints")
-
-
 class StaleResultsError(ConfigError):
-    """The edited spec no longer contains lineages that have results in the store."""
+    """The edited spec no longer asks for results that are in the store."""
 
 
-def _check_invalidated(store: Any, sweep_id: str, lineage_ids: set[str], force: bool) -> list[str]:
-    rows = store.read_table("lineages", sweep_id, columns=["lineage_id"])
-    stored = set(rows.column("lineage_id").to_pylist()) if rows.num_rows else set()
-    orphans = sorted(stored - lineage_ids)
-    if orphans and not force:
+def plan_against_store(spec: Any, store_root: str) -> Any:
+    """:func:`orchestrator.planner.plan` of ``spec`` against what ``store_root`` holds."""
+    from orchestrator.planner import plan
+    from orchestrator.store import ResultsStore
+
+    store = ResultsStore(store_root)
+    if "://" not in store_root and not Path(store_root).exists():
+        return plan(spec)
+    return plan(spec, stored=stored_lineages(store, spec.name))
+
+
+def _delete_orphans(store: Any, sweep_id: str, orphans: dict[str, str], force: bool) -> None:
+    if not orphans:
+        return
+    if not force:
+        lid, why = sorted(orphans.items())[0]
         raise StaleResultsError(
-            "spec", f"{len(orphans)} lineages with stored results (e.g. {orphans[0]})",
-            "compatible with the stored sweep: this edit changes or removes lineages that already have "
-            "results (rerun with --force to delete them, or give the sweep a new name)",
+            "spec", f"{len(orphans)} stored lineages (e.g. {lid}: {why})",
+            "compatible with the stored sweep: this edit removes results that are already stored "
+            "(rerun with --force to delete those lineages and train them again, or give the sweep a new name)",
         )
     for lineage_id in orphans:
         store.delete_lineage(sweep_id, lineage_id)
-    return orphans
+        checkpoints_of(store, sweep_id, lineage_id).clear()
 
 
 def run_sweep(
     spec_path: str | os.PathLike[str], *, store: str | None = None, address: str | None = None,
     force: bool = False, progress: bool = True, max_concurrent: int | None = None,
 ) -> SweepOutcome:
-    """Plan and run a sweep file; rerunning it resumes. See the module docstring."""
-    from orchestrator.planner import plan as make_plan
+    """Plan and run a sweep file; rerunning it resumes or extends it. See the module docstring."""
+    from orchestrator.planner import settings_rows
     from orchestrator.spec import load_spec, spec_hash
     from orchestrator.store import ResultsStore
 
     began = time.perf_counter()
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
-    the_plan = make_plan(spec)
-    store_root = _absolute(str(store or spec.store))  # Ray workers run in other directories
+    store_root = resolve_store(spec, spec_path, store)  # Ray workers run in other directories
     results = ResultsStore(store_root)
     sweep_id = spec.name
-    lineages = list(the_plan.lineages)
-    ids = {l.lineage_id for l in lineages}
-    _check_invalidated(results, sweep_id, ids, force)
+    the_plan = plan_against_store(spec, store_root)
+    if the_plan.orphans:
+        _delete_orphans(results, sweep_id, the_plan.orphans, force)
+        the_plan = plan_against_store(spec, store_root)
     results.write_sweep(
         sweep_id, name=spec.name, spec_text=spec_path.read_text(), spec_hash=spec_hash(spec),
         plan_json=the_plan.to_json(), code_version=_code_version(),
     )
-    done = results.completed_lineages(sweep_id)
-    todo = [l for l in lineages if l.lineage_id not in done]
-    outcome = SweepOutcome(sweep_id=sweep_id, store=store_root, planned=len(lineages),
-                           skipped=len(lineages) - len(todo), ran=len(todo))
+    results.write_settings(sweep_id, settings_rows(the_plan))
+    todo = the_plan.todo()
+    outcome = SweepOutcome(sweep_id=sweep_id, store=store_root, planned=len(the_plan.lineages),
+                           skipped=len(the_plan.lineages) - len(todo), ran=len(todo), run_steps=the_plan.run_steps)
     if todo:
         statuses, train_time = _run_on_tune(
             todo, plan=the_plan, spec=spec, store_root=store_root, sweep_id=sweep_id, address=address,
@@ -116,23 +119,47 @@ def run_sweep(
         )
         outcome.statuses.update(statuses)
         outcome.train_time_s = train_time
-        for lineage in todo:
-            if statuses.get(lineage.lineage_id) == "failed":
-                from orchestrator.trainable import failed_rows
-
-                results.write_lineage(sweep_id, failed_rows(sweep_id, lineage, statuses.get(f"{lineage.lineage_id}:error", "")))
-    if todo:
-        # one file per table instead of one per segment: scans and `lrsweep query` stay fast
-        # (PLATFORM-NOTES: per-file overhead dominates full scans); crash-safe and idempotent.
-        results.compact(sweep_id)
+        failed = [lin for lin in todo if statuses.get(lin.lineage_id) == "failed"]
+        if failed:
+            _record_failures(results, sweep_id, the_plan, failed, statuses)
+    # One file per table instead of one per segment keeps scans and `lrsweep query` fast
+    # (PLATFORM-NOTES: per-file overhead dominates full scans). Runs even with nothing to do, so
+    # a rerun finishes a compaction a crash interrupted; crash-safe and idempotent.
+    results.compact(sweep_id)
     outcome.wall_time_s = time.perf_counter() - began
     return outcome
+
+
+def _record_failures(results: Any, sweep_id: str, the_plan: Any,
+                     failed: list[LineageSpec], statuses: dict[str, str]) -> None:
+    from orchestrator.trainable import failed_rows
+
+    stored = stored_lineages(results, sweep_id, [lin.lineage_id for lin in failed])
+    for lineage in failed:
+        c = the_plan.compute_of(lineage.lineage_id)
+        rows = failed_rows(lineage, statuses.get(f"{lineage.lineage_id}:error", "trial failed"),
+                           stored[lineage.lineage_id], model_size=c.size, n_params=c.n_params,
+                           tokens_per_step=c.tokens_per_step)
+        if rows:
+            results.write_runs(sweep_id, rows)
 
 
 def _absolute(root: str) -> str:
     if "://" in root:
         return root
     return str(Path(root).expanduser().resolve())
+
+
+def resolve_store(spec: Any, spec_path: str | os.PathLike[str], override: str | None = None) -> str:
+    """Where a sweep's results go, the same for ``plan``, ``run`` and ``submit``: a URI as it is;
+    a relative ``store`` of the spec relative to the spec file's folder (on whichever machine
+    runs the driver); a ``--store`` given on the command line relative to the current folder."""
+    if override:
+        return _absolute(str(override))
+    root = str(spec.store)
+    if "://" in root or Path(root).expanduser().is_absolute():
+        return _absolute(root)
+    return str((Path(spec_path).resolve().parent / root).resolve())
 
 
 def _code_version() -> str:
@@ -159,14 +186,20 @@ def _run_on_tune(
     cpu = float(resources.cpu)
     gpu = float(resources.gpu)
     threads = max(1, int(cpu))
-    checkpoint_root = checkpoint_root_for(store_root)
-    Path(checkpoint_root).mkdir(parents=True, exist_ok=True)
+    from orchestrator.store import ResultsStore
+
+    results = ResultsStore(store_root)
+    tune_storage = checkpoint_folder(results, "_tune")
+    results.fs.create_dir(tune_storage, recursive=True)
     param_space = {
-        "lineage": tune.grid_search([l.to_dict() for l in todo]),
-        "store": store_root, "sweep_id": sweep_id, "checkpoint_root": checkpoint_root, "threads": threads,
+        "lineage": tune.grid_search([lin.to_dict() for lin in todo]),
+        "store": store_root, "sweep_id": sweep_id, "threads": threads,
+        "model_size": {lin.lineage_id: plan.compute_of(lin.lineage_id).size for lin in todo},
     }
-    tps = {l.lineage_id: plan.compute_of(l.lineage_id).tokens_per_step for l in todo}
-    display = SweepProgress([(l, planned_steps(l) * tps[l.lineage_id]) for l in todo], enabled=show_progress)
+    tps = {lin.lineage_id: plan.compute_of(lin.lineage_id).tokens_per_step for lin in todo}
+    display = SweepProgress([(lin.lineage_id, plan.work[lin.lineage_id].run_steps * tps[lin.lineage_id],
+                              f"{plan.compute_of(lin.lineage_id).family} lr={lin.peak_lr:g} seed={lin.seed}")
+                             for lin in todo], enabled=show_progress)
     statuses: dict[str, str] = {}
     train_time = [0.0]
 
@@ -181,7 +214,7 @@ def _run_on_tune(
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=f"{sweep_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
-            storage_path=str(Path(checkpoint_root) / "_tune"),
+            storage_path=tune_storage, storage_filesystem=results.fs,
             failure_config=tune.FailureConfig(max_failures=int(resources.retries)),
             callbacks=[callback], verbose=0, log_to_file=False,
         ),
@@ -190,8 +223,8 @@ def _run_on_tune(
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     with display:
         tuner.fit()
-    for l in todo:  # anything Tune never reported done (e.g. interrupted) is left for a rerun
-        statuses.setdefault(l.lineage_id, "incomplete")
+    for lin in todo:  # anything Tune never reported done (e.g. interrupted) is left for a rerun
+        statuses.setdefault(lin.lineage_id, "incomplete")
     return statuses, train_time[0]
 
 
@@ -234,8 +267,9 @@ class _ProgressMixin:
             statuses[lid] = result["status"]
             train_time[0] += float(result.get("train_time_s", 0.0))
             display.update(lid, state=result["status"])
-        else:
-            display.update(lid, tokens=int(result.get("step", 0)) * tps[lid])
+        elif "steps_done" in result:
+            display.update(lid, tokens=int(result["steps_done"]) * tps[lid], branch=result.get("branch"),
+                           step=result.get("step"), end=result.get("end"), loss=result.get("loss"))
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
         live = self._live()

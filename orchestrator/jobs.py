@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.ray_local import LOOPBACK_ENV
+from trials.errors import ConfigError
 
 __all__ = ["submit", "job_logs", "stop_job", "job_status"]
 
@@ -32,23 +33,33 @@ def _client(address: str) -> Any:
     return JobSubmissionClient(address)
 
 
-def _store_for_cluster(spec_path: Path, store: str | None) -> str:
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _store_for_cluster(spec_path: Path, store: str | None, *, address: str, shared: bool = False) -> str:
+    """The store as the cluster will see it: resolved exactly as ``lrsweep run`` resolves it
+    (:func:`orchestrator.execution.resolve_store`). A path on this machine is refused for a
+    remote cluster unless ``shared`` says it is mounted at the same path on every node."""
+    import urllib.parse
+
+    from orchestrator.execution import resolve_store
     from orchestrator.spec import load_spec
 
-    root = store or str(load_spec(spec_path).store)
-    if "://" in root:
-        return root
-    path = Path(root)
-    if not path.is_absolute():
-        path = (spec_path.parent / path).resolve()
-    return str(path)
+    root = resolve_store(load_spec(spec_path), spec_path, store)
+    host = urllib.parse.urlsplit(address if "://" in address else f"http://{address}").hostname
+    if "://" not in root and not shared and host not in _LOOPBACK_HOSTS:
+        raise ConfigError("store", root, f"a URI (s3://..., gs://...) or a path shared by every node: this path on "
+                                         f"this machine is not reachable from a remote cluster ({address}); pass "
+                                         "--shared-store if it is mounted at the same path there")
+    return root
 
 
 def submit(spec_path: str | os.PathLike[str], *, address: str, store: str | None = None,
-           wait: bool = False, timeout_s: float = 3600.0) -> str:
+           wait: bool = False, timeout_s: float = 3600.0, shared_store: bool = False) -> str:
     """Submit the sweep; returns the job id (and waits for it to end when ``wait``)."""
     spec_path = Path(spec_path).resolve()
-    store_root = _store_for_cluster(spec_path, store)  # validates the spec before anything is sent
+    # validates the spec and the store before anything is sent
+    store_root = _store_for_cluster(spec_path, store, address=address, shared=shared_store)
     workdir = Path(tempfile.mkdtemp(prefix="lrsweep-job-"))
     try:
         shutil.copy(spec_path, workdir / spec_path.name)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from orchestrator.planner import LineageCompute, Plan
+from orchestrator.planner import Plan
+from trials.lineage_spec import LineageSpec
 
 __all__ = ["format_count", "plan_json", "render_plan"]
 
@@ -19,34 +20,42 @@ def format_count(value: float, unit: str = "") -> str:
     return f"{value:.3g}{' ' if unit else ''}{unit}" if isinstance(value, float) else f"{value}{' ' if unit else ''}{unit}"
 
 
-def _branches(c: LineageCompute) -> str:
-    if c.family != "wsd":
-        return "main"
-    trunk, *forks = c.branches
-    return f"trunk {trunk.steps} + cooldowns " + ", ".join(str(b.steps) for b in forks)
+def _branches(lineage: LineageSpec) -> str:
+    if not lineage.branches:
+        return f"trunk {lineage.trunk_end}"
+    return f"trunk {lineage.trunk_end} + cooldowns " + ", ".join(str(b.steps) for b in lineage.branches)
 
 
 def render_plan(plan: Plan) -> Table:
     """One row per lineage; the caption compares the planned compute with training every
-    setting x horizon from scratch."""
+    setting x horizon from scratch, and (against a store) says what is stored and what runs."""
     spec = plan.spec
     table = Table(title=f"sweep {spec.name}: {len(plan.lineages)} lineages "
                         f"(horizons in steps; given as {spec.horizons.unit})", title_justify="left")
-    for header, justify in (("lineage", "left"), ("family", "left"), ("schedule", "left"), ("optimizer", "left"),
+    for header, justify in (("lineage", "left"), ("settings", "left"), ("rule", "left"), ("optimizer", "left"),
                             ("size", "left"), ("lr", "right"), ("seed", "right"), ("horizons", "left"),
-                            ("branches", "left"), ("tokens", "right")):
+                            ("branches", "left"), ("tokens", "right"), ("stored", "right"), ("to run", "right")):
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for lineage, c in zip(plan.lineages, plan.compute, strict=True):
-        schedule = lineage.schedule or "-"
+        run = format_count(c.tokens(c.run_steps)) + (f" ({c.replay_steps} replayed)" if c.replay_steps else "")
         table.add_row(
-            lineage.lineage_id, c.family, schedule, lineage.optimizer, c.size, f"{lineage.peak_lr:g}",
-            str(lineage.seed), ",".join(str(h) for h in lineage.horizons), _branches(c), format_count(c.tokens),
+            lineage.lineage_id, c.family, lineage.rule, lineage.optimizer, c.size, f"{lineage.peak_lr:g}",
+            str(lineage.seed), ",".join(str(h) for h in lineage.horizons), _branches(lineage),
+            format_count(c.tokens(c.planned_steps)), format_count(c.tokens(c.stored_steps)), run,
         )
-    table.caption = (
+    caption = (
         f"planned {format_count(plan.planned_tokens)} tokens, {format_count(plan.planned_flops, 'FLOP')} "
         f"({plan.planned_steps} steps) vs naive {format_count(plan.naive_tokens)} tokens, "
         f"{format_count(plan.naive_flops, 'FLOP')} ({plan.naive_steps} steps): saving {plan.saving:.1%}"
     )
+    if plan.stored_steps or plan.orphans:
+        caption += (f"\nstored: {plan.stored_steps} steps reused; `lrsweep run` trains {plan.run_steps} steps "
+                    f"({plan.replay_steps} of them replays)")
+    if plan.orphans:
+        lid, why = sorted(plan.orphans.items())[0]
+        caption += (f"\n{len(plan.orphans)} stored lineages are no longer asked for (e.g. {lid}: {why}); "
+                    "`lrsweep run --force` deletes and retrains them")
+    table.caption = caption
     table.caption_justify = "left"
     return table
 

@@ -1,7 +1,9 @@
 """Read a results store: pandas loaders, the final-loss table, and SQL (DuckDB) queries.
 
-``run_query`` is what ``lrsweep query SQL`` calls; it imports neither pandas nor
-``pyarrow.dataset`` on a local store, so a query process starts fast.
+Every loader is a query over the views of :mod:`orchestrator.store.sql` (one definition of what
+a whole curve, a lineage row or a final loss is, for SQL and pandas alike). ``run_query`` is
+what ``lrsweep query SQL`` calls; it imports neither pandas nor ``pyarrow.dataset`` on a local
+store, so a query process starts fast.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .store import CURVES, LINEAGES, ResultsStore, StoreError
+from .store import ResultsStore, StoreError
 from .store.errors import QueryError
 from .store.render import FORMATS, render
 from .store.sql import connect as _connect
@@ -21,11 +23,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "FINAL_LOSSES_SCHEMA",
     "connect",
     "final_losses",
+    "load_curve_rows",
     "load_curves",
     "load_lineages",
+    "load_runs",
+    "load_settings",
     "load_sweeps",
     "open_store",
     "query_arrow",
@@ -35,27 +39,15 @@ __all__ = [
 
 StoreLike = ResultsStore | str
 
-_SETTING_COLUMNS = [
-    "status", "setting_id", "family", "workload", "model_size", "n_params", "optimizer",
-    "optimizer_params", "schedule", "schedule_params", "peak_lr", "warmup", "batch_size",
-    "seed", "tokens_per_step", "parent", "fork_step",
-]  # fmt: skip
-
-# The columns of ``final_losses`` (pandas) and of the SQL view of the same name.
-FINAL_LOSSES_SCHEMA = pa.schema(
-    [
-        CURVES.schema.field("sweep_id"),
-        CURVES.schema.field("lineage_id"),
-        CURVES.schema.field("branch"),
-        pa.field("horizon", pa.int64()),  # steps
-        pa.field("tokens", pa.int64()),  # horizon * tokens_per_step
-        CURVES.schema.field("weights"),
-        pa.field("loss", pa.float64()),  # eval loss at step == horizon; null if never reached
-        pa.field("flops", pa.float64()),
-        *(LINEAGES.schema.field(name).with_nullable(True) for name in _SETTING_COLUMNS),
-    ]
-)
-_FINAL_ORDER = ["sweep_id", "lineage_id", "branch", "horizon", "weights"]
+_ORDER = {
+    "curves": ["sweep_id", "setting_id", "lineage_id", "branch", "split", "weights", "step"],
+    "curve_rows": ["sweep_id", "lineage_id", "branch", "split", "weights", "step"],
+    "lineages": ["sweep_id", "lineage_id", "branch", "setting_id"],
+    "runs": ["sweep_id", "lineage_id", "branch"],
+    "settings": ["sweep_id", "setting_id", "lineage_id", "branch"],
+    "sweeps": ["sweep_id"],
+    "final_losses": ["sweep_id", "setting_id", "lineage_id", "branch", "horizon", "weights"],
+}
 
 
 def open_store(store: StoreLike) -> ResultsStore:
@@ -77,12 +69,35 @@ def _require(store: StoreLike, sweep_id: str | None) -> ResultsStore:
     return store
 
 
-def _frame(table: pa.Table, order: list[str]) -> pd.DataFrame:
-    return table.sort_by([(c, "ascending") for c in order]).to_pandas()
+def _load(store: StoreLike, view: str, sweep_id: str | None, filters: dict[str, Any]) -> pd.DataFrame:
+    store = _require(store, sweep_id)
+    con = _connect(store)
+    try:
+        columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
+        where, params = [], []
+        if sweep_id is not None:
+            where.append("sweep_id = ?")
+            params.append(sweep_id)
+        for column, value in filters.items():
+            if column not in columns:
+                raise StoreError(f"load_{view} filter {column!r} is not a {view} column; columns: {columns}")
+            if isinstance(value, Iterable) and not isinstance(value, str | bytes):
+                values = list(value)
+                where.append(f'"{column}" IN ({", ".join("?" for _ in values)})')
+                params.extend(values)
+            else:
+                where.append(f'"{column}" = ?')
+                params.append(value)
+        sql = f"SELECT * FROM {view}" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY " + ", ".join(f'"{c}"' for c in _ORDER[view])
+        return con.sql(sql, params=params).to_arrow_table().to_pandas()
+    finally:
+        con.close()
 
 
 def load_curves(store: StoreLike, sweep_id: str | None = None, **filters: Any) -> pd.DataFrame:
-    """Curve rows, sorted by (sweep_id, lineage_id, branch, split, weights, step).
+    """Whole curves: per (setting, lineage, branch) its rows, a cooldown's led by the shared
+    trunk's rows before its fork; sorted by (sweep, setting, lineage, branch, split, weights, step).
 
     Args:
         store: a :class:`ResultsStore` or its root.
@@ -90,78 +105,49 @@ def load_curves(store: StoreLike, sweep_id: str | None = None, **filters: Any) -
         **filters: ``column=value`` (equality) or ``column=[v1, v2]`` (membership), e.g.
             ``split="eval", weights=["raw", "ema@0.05"]``.
     """
-    import pyarrow.dataset as ds
-
-    store = _require(store, sweep_id)
-    expr = None
-    for column, value in filters.items():
-        if column not in CURVES.schema.names:
-            raise StoreError(
-                f"load_curves filter {column!r} is not a curves column; columns: {CURVES.schema.names}"
-            )
-        if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-            term = ds.field(column).isin(list(value))
-        else:
-            term = ds.field(column) == value
-        expr = term if expr is None else expr & term
-    table = store.read_table("curves", sweep_id, filter=expr)
-    return _frame(table, ["sweep_id", "lineage_id", "branch", "split", "weights", "step"])
+    return _load(store, "curves", sweep_id, filters)
 
 
-def load_lineages(store: StoreLike, sweep_id: str | None = None) -> pd.DataFrame:
-    """Lineage rows (one per lineage and branch), sorted by (sweep_id, lineage_id, branch)."""
-    store = _require(store, sweep_id)
-    return _frame(store.read_table("lineages", sweep_id), ["sweep_id", "lineage_id", "branch"])
+def load_curve_rows(store: StoreLike, sweep_id: str | None = None, **filters: Any) -> pd.DataFrame:
+    """Curve rows as trained and stored (a trunk's rows once), with :func:`load_curves`' filters."""
+    return _load(store, "curve_rows", sweep_id, filters)
+
+
+def load_lineages(store: StoreLike, sweep_id: str | None = None, **filters: Any) -> pd.DataFrame:
+    """One row per (setting, lineage, branch) of each sweep's spec, with its run's status."""
+    return _load(store, "lineages", sweep_id, filters)
+
+
+def load_runs(store: StoreLike, sweep_id: str | None = None, **filters: Any) -> pd.DataFrame:
+    """One row per (lineage, branch) trained: the trunk or a cooldown."""
+    return _load(store, "runs", sweep_id, filters)
+
+
+def load_settings(store: StoreLike, sweep_id: str | None = None, **filters: Any) -> pd.DataFrame:
+    """One row per (setting, lineage, branch): where each setting is answered."""
+    return _load(store, "settings", sweep_id, filters)
 
 
 def load_sweeps(store: StoreLike) -> pd.DataFrame:
     """One row per sweep, sorted by sweep_id."""
-    store = _require(store, None)
-    return _frame(store.read_table("sweeps"), ["sweep_id"])
+    return _load(store, "sweeps", None, {})
 
 
 def final_losses(store: StoreLike, sweep_id: str | None = None) -> pd.DataFrame:
-    """The loss each branch reaches at each of its horizons, per weights variant.
+    """The loss each setting reaches at each of its horizons, per weights variant.
 
-    One row per (lineage, branch, horizon ``h`` in the branch's ``horizons``, weights): the
-    eval loss at ``step == h`` on that branch, with the lineage's setting columns and status.
-    A branch with no eval row at ``h`` (diverged or failed first) gets one row with ``loss``
-    NaN per weights variant its lineage ever evaluated (at least ``"raw"``). Agrees exactly
-    with ``SELECT * FROM final_losses`` in :func:`connect`.
+    One row per (setting, horizon ``h``, weights): the eval loss at ``step == h`` on the branch
+    that answers ``h`` (``status`` ``completed``), with the setting's columns. Where there is
+    none, one row with ``loss`` NaN per weights variant its lineage ever evaluated (at least
+    ``"raw"``) and the run's status (``diverged``, ``failed`` or ``pending``). The same rows as
+    ``SELECT * FROM final_losses`` in :func:`connect`.
     """
-    import numpy as np
-    import pandas as pd
-
-    key = ["sweep_id", "lineage_id", "branch"]
-    lin = load_lineages(store, sweep_id)
-    ev = load_curves(store, sweep_id, split="eval")
-    ev = ev[[*key, "step", "weights", "loss", "flops"]].rename(columns={"step": "horizon"})
-    hz = lin[[*key, "horizons"]].explode("horizons").dropna(subset=["horizons"])
-    hz = hz.rename(columns={"horizons": "horizon"}).astype({"horizon": "int64"})
-    at_h = hz.merge(ev, on=[*key, "horizon"], how="inner")
-    answered = at_h[[*key, "horizon"]].drop_duplicates()
-    unanswered = hz.merge(answered, on=[*key, "horizon"], how="left", indicator=True)
-    unanswered = unanswered[unanswered["_merge"] == "left_only"].drop(columns="_merge")
-    lineage_weights = pd.concat(
-        [
-            ev[["sweep_id", "lineage_id", "weights"]],
-            lin[["sweep_id", "lineage_id"]].assign(weights="raw"),
-        ]
-    ).drop_duplicates()
-    missing = unanswered.merge(lineage_weights, on=["sweep_id", "lineage_id"]).assign(
-        loss=np.nan, flops=np.nan
-    )
-    points = pd.concat([at_h, missing], ignore_index=True)
-    out = points.merge(lin[[*key, *_SETTING_COLUMNS]], on=key)
-    out["tokens"] = out["horizon"] * out["tokens_per_step"]
-    table = pa.Table.from_pandas(
-        out[FINAL_LOSSES_SCHEMA.names], schema=FINAL_LOSSES_SCHEMA, preserve_index=False
-    )
-    return _frame(table, _FINAL_ORDER)
+    return _load(store, "final_losses", sweep_id, {})
 
 
 def connect(store: StoreLike, *, union_by_name: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with views ``curves``, ``lineages``, ``sweeps``, ``final_losses``.
+    """A DuckDB connection with views ``curves``, ``curve_rows``, ``lineages``, ``runs``,
+    ``settings``, ``sweeps`` and ``final_losses``.
 
     The views see the files present when it was opened; connect again to see later writes.
     ``union_by_name=True`` tolerates hand-written fragments lacking nullable columns, slower
@@ -193,7 +179,7 @@ def run_query(store: StoreLike, sql: str, fmt: str = "table") -> str:
 
     Args:
         store: a :class:`ResultsStore` or its root (path or URI).
-        sql: DuckDB SQL over ``curves``, ``lineages``, ``sweeps``, ``final_losses``.
+        sql: DuckDB SQL over the views of :func:`connect`.
         fmt: ``"table"`` (aligned text), ``"csv"`` or ``"json"`` (an array of records).
 
     Raises:

@@ -232,20 +232,25 @@ def fit_table(store: str, sweep_id: str, *, as_json: bool = False) -> str:
 
 
 def export_curve(store: str, sweep_id: str, lineage: str, branch: str | None = None) -> str:
-    """``step,lr,loss`` CSV of one lineage branch's train curve."""
+    """``step,lr,loss`` CSV of one whole train curve: a lineage's trunk, or one of its cooldown
+    branches led by the trunk's rows before the fork (so the LR sequence starts at step 0)."""
     from analysis.report import export_curve_csv
     from orchestrator.query import load_curves
+    from trials.errors import ConfigError
 
-    curves = load_curves(store, sweep_id)
+    curves = load_curves(store, sweep_id, split="train")
     ids = sorted(i for i in curves["lineage_id"].astype(str).unique() if i.startswith(lineage))
     if len(ids) != 1:
-        from trials.errors import ConfigError
-
         raise ConfigError(
             "lineage", lineage, f"the id (or a unique prefix) of one lineage ({len(ids)} match)"
         )
     sub = curves[curves["lineage_id"].astype(str) == ids[0]]
+    branches = sorted(sub["branch"].astype(str).unique())
     if branch is None:
-        branches = sorted(sub["branch"].astype(str).unique())
-        branch = "main" if "main" in branches else branches[0]
+        branch = "trunk" if "trunk" in branches else branches[0]
+    elif branch not in branches:
+        matches = [b for b in branches if b.startswith(branch)]
+        if len(matches) != 1:
+            raise ConfigError("--branch", branch, f"one of {branches} (or a unique prefix)")
+        branch = matches[0]
     return export_curve_csv(sub, ids[0], branch)

@@ -69,8 +69,10 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------- mirrors
-OPTIMIZER_NAMES: tuple[str, ...] = ("adamw", "muon", "sf_adamw", "sf_sgd", "sgd")  # trials.optimizers.OPTIMIZERS
-SCHEDULE_FREE: frozenset[str] = frozenset({"sf_adamw", "sf_sgd"})  # trials.optimizers.is_schedule_free
+OPTIMIZER_NAMES: tuple[str, ...] = (  # trials.optimizers.OPTIMIZERS
+    "adamw", "muon", "normuon", "sf_adamw", "sf_adamw_refined", "sf_normuon", "sf_plus", "sf_sgd", "sgd")
+SCHEDULE_FREE: frozenset[str] = frozenset(  # trials.optimizers.is_schedule_free
+    {"sf_adamw", "sf_adamw_refined", "sf_normuon", "sf_plus", "sf_sgd"})
 AVERAGER_KINDS: tuple[str, ...] = ("ema", "lawa", "poly", "swa")  # trials.averaging.AVERAGERS
 WORKLOAD_NAMES: tuple[str, ...] = ("char_gpt", "linreg")  # trials.workloads
 # Named char-GPT sizes (trials.workloads.gpt.GPT_SIZES). Non-embedding N in the comments.
@@ -675,11 +677,23 @@ class Horizons(_Model):
         return [round(m * CHINCHILLA_TOKENS_PER_PARAM * n_params / tokens_per_step) for m in self.values]
 
 
+def _no_log_points(value: Any) -> Any:
+    raise _said("", "log_points was replaced by points_per_decade (eval points at round(10^(k/n)) for every "
+                    "k, so adding a horizon never moves them); e.g. points_per_decade = 4")
+
+
 class EvalSpec(_Model):
-    every: NonNegInt = 0  # evaluate every N steps (0: off)
-    log_points: NonNegInt = 16  # plus this many log-spaced points in [1, longest horizon]
+    every: NonNegInt = 0  # also evaluate every N steps (0: off)
+    points_per_decade: NonNegInt = 4  # eval at round(10^(k/n)), k = 0, 1, ... (plus every horizon)
     batches: PosInt | None = None  # eval batches per evaluation (char_gpt); None: the workload's default
     log_every: PosInt = 1  # a train-loss row every N updates
+    log_points: Annotated[Any, AfterValidator(_no_log_points)] = Field(default=None, exclude=True)
+
+
+def _grid_ratio(value: float) -> float:
+    if 0 < value <= 1:
+        raise _bad("", value, "0 (off) or a ratio > 1")
+    return value
 
 
 class Resources(_Model):
@@ -687,7 +701,10 @@ class Resources(_Model):
     gpu: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # per trial; fractions share a GPU
     concurrency: PosInt | None = None  # at most this many trials at once (None: as resources allow)
     retries: NonNegInt = 2  # a failed trial is retried this many times, from its last checkpoint
-    checkpoint_every: NonNegInt = 0  # steps; 0: only at WSD forks and at the end
+    checkpoint_every: NonNegInt = 0  # also checkpoint every N steps (crash resume); 0: off
+    # keep trunk checkpoints at round(r^k) steps (plus every fork and the end) so extending the
+    # sweep later replays at most a fraction 1 - 1/r of a fork step; 0: forks and the end only
+    checkpoint_grid: Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_grid_ratio)] = 2.0
 
 
 class SweepSpec(_Model):

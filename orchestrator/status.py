@@ -9,7 +9,10 @@ __all__ = ["sweep_summaries", "sweep_status"]
 
 
 def sweep_summaries(store: str, sweep_id: str | None = None) -> list[dict]:
-    from orchestrator.query import load_lineages, load_sweeps
+    """Per sweep: lineages planned and how many are completed/diverged/failed/pending (a
+    lineage counts as its worst run: failed > pending > diverged > completed), the steps the
+    plan needs vs what is stored, and the tokens trained."""
+    from orchestrator.query import load_lineages, load_runs, load_sweeps
 
     sweeps = load_sweeps(store)
     if sweep_id is not None:
@@ -19,21 +22,25 @@ def sweep_summaries(store: str, sweep_id: str | None = None) -> list[dict]:
 
             raise StoreError(f"sweep {sweep_id!r} is not in store {store}")
     lineages = load_lineages(store, sweep_id) if len(sweeps) else None
+    runs = load_runs(store, sweep_id) if len(sweeps) else None
+    rank = {"failed": 3, "pending": 2, "diverged": 1, "completed": 0}
     out = []
     for _, sweep in sweeps.iterrows():
         sid = sweep["sweep_id"]
         plan = json.loads(sweep["plan_json"]) if sweep.get("plan_json") else {"lineages": []}
-        rows = lineages[lineages["sweep_id"] == sid] if lineages is not None else None
-        per_lineage = rows.groupby("lineage_id")["status"].agg(
-            lambda s: "failed" if (s == "failed").any() else ("diverged" if (s == "diverged").any() else "completed")
-        ) if rows is not None and len(rows) else None
-        counts = per_lineage.value_counts().to_dict() if per_lineage is not None else {}
+        mine = lineages[lineages["sweep_id"] == sid] if lineages is not None else None
+        planned = set(mine["lineage_id"].astype(str)) if mine is not None else set()
+        worst: dict[str, str] = {lid: "pending" for lid in planned}
+        if mine is not None and len(mine):
+            for lid, statuses in mine.groupby("lineage_id")["status"]:
+                worst[str(lid)] = max((str(s) for s in statuses), key=lambda s: rank.get(s, 2))
+        counts = {k: sum(1 for v in worst.values() if v == k) for k in rank}
+        my_runs = runs[runs["sweep_id"] == sid] if runs is not None else None
         out.append({
-            "sweep_id": sid, "planned": len(plan.get("lineages", [])),
-            "completed": int(counts.get("completed", 0)), "diverged": int(counts.get("diverged", 0)),
-            "failed": int(counts.get("failed", 0)),
-            "pending": len(plan.get("lineages", [])) - int(sum(counts.values())),
-            "tokens_trained": int(rows["tokens_trained"].sum()) if rows is not None and len(rows) else 0,
+            "sweep_id": sid, "planned": len(planned),
+            "completed": counts["completed"], "diverged": counts["diverged"], "failed": counts["failed"],
+            "pending": counts["pending"],
+            "tokens_trained": int(my_runs["tokens_trained"].sum()) if my_runs is not None and len(my_runs) else 0,
             "planned_tokens": plan.get("planned_tokens"), "naive_tokens": plan.get("naive_tokens"),
             "updated_at": str(sweep.get("updated_at")),
         })

@@ -1,35 +1,17 @@
-"""Curve rows and the segments a lineage reports them in.
+"""The columns of a curve row (what :mod:`trials.lineage` reports and the store keeps).
 
-A segment is every row of one branch between two checkpoints: train rows for updates
-``start <= t < end`` and eval rows at ``start < e <= end`` (plus ``e = 0`` in a branch's first
-segment). Segment keys are a pure function of (branch, start, end), so a lineage resumed from
-its last checkpoint regenerates exactly the segments after it, under the same keys, and a
-store keyed on them overwrites instead of duplicating.
+``step`` is the update index ``t`` for a train row (loss before that update, ``lr`` the one it
+used) and the number of updates done for an eval row; ``weights`` is ``raw``, ``x`` (the
+evaluation point of a schedule-free optimizer) or an averager's label. How rows are grouped
+into keyed segments is :mod:`trials.sinks`' business.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["CurveRow", "Segment", "Reporter", "CURVE_COLUMNS"]
+__all__ = ["CURVE_COLUMNS", "CurveRow"]
 
 CURVE_COLUMNS = ("lineage_id", "branch", "step", "tokens", "flops", "lr", "split", "weights", "loss")
 
 CurveRow = dict[str, Any]
-
-
-@dataclass
-class Segment:
-    lineage_id: str
-    branch: str
-    start: int
-    end: int
-    rows: list[CurveRow] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return f"{self.start:010d}-{self.end:010d}"
-
-
-Reporter = Callable[[Segment], None]

@@ -21,7 +21,11 @@ def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
     return bool(getattr(optimizer, "schedule_free", False))
 
 
-def _interpolation(group: dict) -> float:
+def _interpolation(optimizer: torch.optim.Optimizer, group: dict) -> float:
+    """The schedule-free interpolation beta of ``group`` (``y = (1 - beta) z + beta x``): the
+    optimizer says which of its hyperparameters it is (ScheduleFree+ anneals it)."""
+    if hasattr(optimizer, "interpolation"):
+        return float(optimizer.interpolation(group))
     if "betas" in group:
         return float(group["betas"][0])
     return float(group["momentum"])
@@ -33,7 +37,7 @@ def schedule_free_x(optimizer: torch.optim.Optimizer, params: Sequence[torch.Ten
     beta_of: dict[int, float] = {}
     for group in optimizer.param_groups:
         for p in group["params"]:
-            beta_of[id(p)] = _interpolation(group)
+            beta_of[id(p)] = _interpolation(optimizer, group)
     out: list[torch.Tensor] = []
     for p in params:
         state = optimizer.state.get(p, {})

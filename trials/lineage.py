@@ -1,18 +1,23 @@
-"""The training loop of one lineage: build → train → evaluate → report → checkpoint.
+"""The training loop of one lineage: plan the work → replay/continue the trunk → run branches.
 
-Reads top to bottom (nanoGPT style). One lineage is a ``main`` branch, or a WSD trunk with a
-cooldown branch forked at each horizon's decay start; a branch's state is forked in memory,
-the cooldown runs, reports, and the trunk continues from where it forked. Divergence ends the
-lineage (or a branch) as ``"diverged"`` with the rows it had; it never raises.
+Reads top to bottom (nanoGPT style). :func:`run_lineage` asks :func:`trials.work.plan_work`
+what is missing, then runs each trunk pass: restore the checkpoint it starts from (or a fresh
+model), train step by step — evaluate at eval points, fork each cooldown branch at its fork
+step (run it, then restore the trunk), report rows and checkpoint at boundaries. Divergence ends
+the trunk (or a branch) as ``"diverged"`` with the rows it had; it never raises.
 
-Checkpoints (see :mod:`trials.checkpoint`) hold the model, optimizer, averagers and RNG, the
-trunk state at the current fork and the branches already done. The data position is the step
-itself: every workload draws the batch of update ``t`` from ``(seed, t)`` alone.
+A replay (a pass below the trunk's frontier) writes no train rows: it checks each recomputed
+loss against the stored one (when the sink can tell) and stops the lineage with
+:class:`ReplayMismatch` rather than ever mixing two trajectories.
+
+The data position is the step itself: every workload draws the batch of update ``t`` from
+``(seed, t)`` alone, so a resumed run and a fork see exactly the batches of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,22 +27,27 @@ from typing import Any
 import torch
 
 from trials.averaging import AveragerSet
-from trials.branches import BranchPlan, plan_branches
-from trials.checkpoint import Checkpointer, NullCheckpointer
-from trials.curve import Reporter, Segment
+from trials.checkpoint import CheckpointStore
 from trials.divergence import DivergenceMonitor
 from trials.eval_point import is_schedule_free, schedule_free_x, swapped_in
-from trials.lineage_spec import LineageSpec
+from trials.identity import TRUNK
+from trials.lineage_spec import BranchSpec, LineageSpec
 from trials.optimizers import build_optimizer
 from trials.schedules import Schedule, build_schedule
+from trials.sinks import MemorySink, Sink
+from trials.work import BranchTask, StoredLineage, TrunkPass, Work, plan_work
 from trials.workloads import Workload, build_workload
 
-__all__ = ["BranchResult", "LineageResult", "run_lineage"]
+__all__ = ["BranchResult", "LineageResult", "ReplayMismatch", "run_lineage", "trunk_schedule"]
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
-Progress = Callable[[str, int, int], None]  # (branch, step, end)
+Progress = Callable[[str, int, int, float], None]  # (branch, step, end, train loss of the update)
+
+
+class ReplayMismatch(RuntimeError):
+    """A replayed trunk step gave a different loss than the stored run (another torch build or
+    machine?): the lineage stops instead of mixing two trajectories."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,15 +67,17 @@ class BranchResult:
 class LineageResult:
     lineage_id: str
     status: str
-    branches: list[BranchResult] = field(default_factory=list)
+    branches: list[BranchResult] = field(default_factory=list)  # rows finished by this run
     n_params: int = 0
     tokens_per_step: int = 0
     flops_per_step: float = 0.0
-    resumed_from: int | None = None  # trunk step of the checkpoint resumed from, if any
+    run_steps: int = 0
+    replay_steps: int = 0
+    resumed_from: int | None = None  # the trunk frontier this run started from, if any
 
     @property
     def steps_trained(self) -> int:
-        return sum(b.steps_trained for b in self.branches)
+        return self.run_steps
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,10 +88,18 @@ class _Components:
     workload: Workload
     optimizer: torch.optim.Optimizer
     schedule: Schedule | None
-    averagers: AveragerSet
     params: list[torch.nn.Parameter]
     grad_clip: float | None
     monitor: DivergenceMonitor
+    initial: dict[str, Any] = field(default_factory=dict)
+
+
+def trunk_schedule(spec: LineageSpec) -> Schedule | None:
+    """The schedule the trunk's rule denotes (``None`` for schedule-free optimizers)."""
+    if spec.rule == "schedule_free":
+        return None
+    params = {k: v for k, v in spec.rule_params.items() if k != "horizon"}
+    return build_schedule(spec.rule, warmup=spec.warmup, **params)
 
 
 # ---------------------------------------------------------------------------------- build
@@ -91,96 +111,121 @@ def _build(spec: LineageSpec) -> _Components:
     hyper = dict(spec.optimizer_params)
     grad_clip = hyper.pop("grad_clip", None)
     named = list(workload.model.named_parameters())
-    if spec.schedule is None:  # schedule-free: warmup lives inside the optimizer (ALGORITHMS §2)
+    if spec.rule == "schedule_free":  # schedule-free: warmup lives inside the optimizer (ALGORITHMS §2)
         hyper.setdefault("warmup_steps", spec.warmup)
-    optimizer = build_optimizer(spec.optimizer, named, lr=spec.peak_lr, **hyper)
+    # the model itself: the Muon family routes tensors by module role (embedding, head, norm)
+    optimizer = build_optimizer(spec.optimizer, workload.model, lr=spec.peak_lr, **hyper)
     for group in optimizer.param_groups:
         group.setdefault("base_lr", group["lr"])
-    schedule = None
-    if spec.schedule is not None:
-        schedule = build_schedule(spec.schedule, warmup=spec.warmup, **spec.schedule_params)
-    params = [p for _, p in named]
-    averagers = AveragerSet(params, spec.averagers)
     if is_schedule_free(optimizer):
         optimizer.train()
-    return _Components(workload, optimizer, schedule, averagers, params, grad_clip,
-                       DivergenceMonitor(spec.divergence_factor))
+    c = _Components(workload, optimizer, trunk_schedule(spec), [p for _, p in named], grad_clip,
+                    DivergenceMonitor(spec.divergence_factor))
+    c.initial = _capture(c, None)
+    return c
 
 
-def _lr_multiplier(c: _Components, spec: LineageSpec, step: int, horizon: int | None) -> float:
-    if c.schedule is None:  # schedule-free optimizers warm up internally; mirror it for the logs
-        return min(1.0, (step + 1) / spec.warmup) if spec.warmup > 0 else 1.0
-    return c.schedule.multiplier(step, horizon)
-
-
-def _set_lr(c: _Components, multiplier: float) -> None:
-    if c.schedule is None:
-        return
-    for group in c.optimizer.param_groups:
-        group["lr"] = group["base_lr"] * multiplier
+def _averagers(c: _Components, spec: LineageSpec, keys: tuple[str, ...] | list[str]) -> AveragerSet:
+    return AveragerSet(c.params, [spec.averager(k) for k in keys])
 
 
 # ---------------------------------------------------------------------------------- state
-def _capture(c: _Components) -> dict[str, Any]:
+def _capture(c: _Components, averagers: AveragerSet | None, keys: list[str] | None = None) -> dict[str, Any]:
     return {
         "model": {k: v.detach().clone() for k, v in c.workload.model.state_dict().items()},
         "optimizer": copy.deepcopy(c.optimizer.state_dict()),
-        "averagers": copy.deepcopy(c.averagers.state_dict()),
+        "averagers": copy.deepcopy(averagers.state_dict(keys)) if averagers is not None else None,
         "rng": torch.get_rng_state(),
         "monitor": c.monitor.state_dict(),
     }
 
 
-def _restore(c: _Components, state: dict[str, Any]) -> None:
+def _restore(c: _Components, state: dict[str, Any], averagers: AveragerSet | None) -> None:
     c.workload.model.load_state_dict(state["model"])
     c.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
-    c.averagers.load_state_dict(copy.deepcopy(state["averagers"]))
     torch.set_rng_state(state["rng"])
     c.monitor.load_state_dict(state["monitor"])
+    if averagers is not None and state.get("averagers") is not None:
+        averagers.load_state_dict(copy.deepcopy(state["averagers"]), strict=False)
 
 
-# ---------------------------------------------------------------------------------- evaluate
-def _evaluate(c: _Components, spec: LineageSpec, branch: BranchPlan, step: int, lr: float) -> list[dict]:
-    w = c.workload
-    base = {"lineage_id": spec.lineage_id, "branch": branch.name, "step": step,
-            "tokens": step * w.tokens_per_step, "flops": step * w.flops_per_step, "lr": lr, "split": "eval"}
-    rows = [dict(base, weights="raw", loss=w.eval_loss())]
-    if is_schedule_free(c.optimizer):
-        with swapped_in(c.params, schedule_free_x(c.optimizer, c.params)):
-            rows.append(dict(base, weights="x", loss=w.eval_loss()))
-    for key in c.averagers.labels:
-        if c.averagers.is_ready(key, step):
-            with c.averagers.swapped(key):
-                rows.append(dict(base, weights=c.averagers.weights_label(key), loss=w.eval_loss()))
-    return rows
+def _kept_averagers(spec: LineageSpec, averagers: AveragerSet, step: int) -> list[str]:
+    """The averagers worth keeping in a checkpoint at ``step``: all but per-horizon windows
+    already read (their horizon is behind; nothing forks for them any more)."""
+    return [k for k in averagers.labels if (spec.averager(k).eval_at or step) >= step]
 
 
-def _update_averagers(c: _Components, step: int) -> None:
-    if not c.averagers.labels:
-        return
-    if is_schedule_free(c.optimizer):  # average the evaluation point x, not y (NOTES §6.7)
-        with swapped_in(c.params, schedule_free_x(c.optimizer, c.params)):
-            c.averagers.update(step)
-    else:
-        c.averagers.update(step)
+# ---------------------------------------------------------------------------------- steps
+def _lr(c: _Components, spec: LineageSpec, step: int, branch: BranchSpec | None) -> float:
+    """The LR multiplier of the update at ``step`` on the trunk or on ``branch``."""
+    if branch is not None:
+        return branch.multiplier(step)
+    if c.schedule is None:  # schedule-free optimizers warm up internally; mirror it for the logs
+        return min(1.0, (step + 1) / spec.warmup) if spec.warmup > 0 else 1.0
+    return c.schedule.multiplier(step, spec.rule_params.get("horizon"))
 
 
-# ---------------------------------------------------------------------------------- train
-def _train_step(c: _Components, step: int) -> float:
+def _train_step(c: _Components, step: int, multiplier: float) -> float:
+    if c.schedule is not None:  # schedule-free optimizers keep their own (warmed-up) LR
+        for group in c.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * multiplier
     c.optimizer.zero_grad(set_to_none=True)
     loss = c.workload.train_loss(step)
     loss.backward()
     if c.grad_clip:
         torch.nn.utils.clip_grad_norm_(c.params, c.grad_clip)
-    c.optimizer.step()
-    return float(loss.detach())
+    value = float(loss.detach())
+    if getattr(c.optimizer, "needs_loss", False):  # ScheduleFree+: a Polyak step from the loss at y
+        c.optimizer.step_func(value)
+    else:
+        c.optimizer.step()
+    return value
 
 
-def _boundaries(start: int, end: int, every: int) -> list[int]:
-    points = {end}
-    if every > 0:
-        points.update(range((start // every + 1) * every, end, every))
-    return sorted(p for p in points if p > start)
+def _update_averagers(c: _Components, averagers: AveragerSet, step: int) -> None:
+    if not averagers.labels:
+        return
+    if is_schedule_free(c.optimizer):  # average the evaluation point x, not y (NOTES §6.7)
+        with swapped_in(c.params, schedule_free_x(c.optimizer, c.params)):
+            averagers.update(step)
+    else:
+        averagers.update(step)
+
+
+def _evaluate(c: _Components, spec: LineageSpec, averagers: AveragerSet, branch: str, step: int,
+              lr: float, labels: tuple[str, ...] | list[str]) -> list[dict[str, Any]]:
+    """Eval rows for the weights ``labels`` at ``step`` (``raw``, ``x`` or averager labels)."""
+    w = c.workload
+    base = {"lineage_id": spec.lineage_id, "branch": branch, "step": step, "tokens": step * w.tokens_per_step,
+            "flops": step * w.flops_per_step, "lr": lr, "split": "eval"}
+    rows = []
+    for label in labels:
+        if label == "raw":
+            rows.append(dict(base, weights="raw", loss=w.eval_loss()))
+        elif label == "x":
+            with swapped_in(c.params, schedule_free_x(c.optimizer, c.params)):
+                rows.append(dict(base, weights="x", loss=w.eval_loss()))
+        else:
+            keys = [k for k in averagers.labels if averagers.weights_label(k) == label
+                    and spec.averager(k).eval_at in (None, step)]
+            key = keys[0] if len(keys) == 1 else None
+            if key is None or not averagers.is_ready(key, step):
+                raise RuntimeError(f"lineage {spec.lineage_id}: averager {label!r} was planned at step {step} "
+                                   f"on {branch} but has no data there (a planner/runtime mismatch)")
+            with averagers.swapped(key):
+                rows.append(dict(base, weights=label, loss=w.eval_loss()))
+    return rows
+
+
+def _train_row(spec: LineageSpec, c: _Components, branch: str, step: int, lr: float, loss: float) -> dict[str, Any]:
+    w = c.workload
+    return {"lineage_id": spec.lineage_id, "branch": branch, "step": step, "tokens": step * w.tokens_per_step,
+            "flops": step * w.flops_per_step, "lr": lr, "split": "train", "weights": "raw", "loss": loss}
+
+
+def _replay_key(start: int, end: int, rows: list[dict[str, Any]]) -> str:
+    names = sorted(f"{r['step']}:{r['weights']}" for r in rows)
+    return f"r{start:010d}-{end:010d}-{hashlib.sha256(','.join(names).encode()).hexdigest()[:12]}"
 
 
 class _Diverged(Exception):
@@ -189,145 +234,226 @@ class _Diverged(Exception):
         self.step = step
 
 
-def _run_span(
-    c: _Components, spec: LineageSpec, branch: BranchPlan, start: int, end: int, *,
-    report: Reporter, save: Callable[[int], None], progress: Progress | None,
-) -> None:
-    """Train updates ``start .. end-1`` of ``branch``; report and checkpoint at each boundary.
+# ---------------------------------------------------------------------------------- one lineage
+@dataclass
+class _Run:
+    """Everything a running lineage shares between its passes and branches."""
 
-    Raises :class:`_Diverged` after reporting the rows up to the diverging update.
-    """
-    evals = set(branch.eval_steps)
-    tps, fps = c.workload.tokens_per_step, c.workload.flops_per_step
-    rows: list[dict] = []
-    opens_branch = start == branch.start and (start == 0 or branch.start == branch.end)
-    if opens_branch and start in evals:
-        rows += _evaluate(c, spec, branch, start, spec.peak_lr * _lr_multiplier(c, spec, start, branch.schedule_horizon))
-    if end <= start:  # a zero-length cooldown: only its evaluation
-        report(Segment(spec.lineage_id, branch.name, start, start, rows))
-        return
-    seg_start, t = start, start
-    for boundary in _boundaries(start, end, spec.checkpoint_every):
-        while t < boundary:
-            mult = _lr_multiplier(c, spec, t, branch.schedule_horizon)
-            _set_lr(c, mult)
-            loss = _train_step(c, t)
-            if t % spec.log_every == 0:
-                rows.append({"lineage_id": spec.lineage_id, "branch": branch.name, "step": t,
-                             "tokens": t * tps, "flops": t * fps, "lr": spec.peak_lr * mult,
-                             "split": "train", "weights": "raw", "loss": loss})
-            if c.monitor.diverged(loss):
-                report(Segment(spec.lineage_id, branch.name, seg_start, t + 1, rows))
-                raise _Diverged(t, loss)
-            t += 1
-            _update_averagers(c, t)
-            if t in evals:
-                rows += _evaluate(c, spec, branch, t, spec.peak_lr * mult)
-            if progress is not None:
-                progress(branch.name, t, branch.end)
-        report(Segment(spec.lineage_id, branch.name, seg_start, boundary, rows))
-        save(boundary)
-        seg_start, rows = boundary, []
+    spec: LineageSpec
+    c: _Components
+    sink: Sink
+    checkpoints: CheckpointStore | None
+    work: Work
+    progress: Progress | None
+    results: list[BranchResult] = field(default_factory=list)
+
+    def finish(self, result: BranchResult) -> None:
+        """Report a finished branch (or the trunk) with the workload's compute numbers."""
+        w = self.c.workload
+        self.sink.finished({**asdict(result), "n_params": w.n_params, "tokens_per_step": w.tokens_per_step,
+                            "flops_per_step": w.flops_per_step, "replayed_steps": self.work.replay_steps})
+        self.results.append(result)
+
+    def save_trunk(self, step: int, averagers: AveragerSet) -> None:
+        if self.checkpoints is None:
+            return
+        keys = _kept_averagers(self.spec, averagers, step)
+        self.checkpoints.save_trunk(step, _capture(self.c, averagers, keys), keys)
+
+    # -- a branch ---------------------------------------------------------------------------
+    def branch(self, task: BranchTask, fork: dict[str, Any] | None) -> None:
+        spec, c = self.spec, self.c
+        b = spec.branch(task.name)
+        averagers = _averagers(c, spec, task.averagers)
+        if task.resume:
+            assert self.checkpoints is not None
+            _restore(c, self.checkpoints.load_branch(b.name, task.start), averagers)
+        else:
+            assert fork is not None
+            _restore(c, fork, averagers)
+        evals: dict[int, list[str]] = {}
+        for step, label in task.evals:
+            evals.setdefault(step, []).append(label)
+        began = time.perf_counter()
+        rows: list[dict[str, Any]] = []
+        status, error, t, seg_start = "completed", None, task.start, task.start
+        if t == b.end and t in evals:  # a zero-length cooldown: only its evaluation
+            rows += _evaluate(c, spec, averagers, b.name, t, spec.peak_lr, evals[t])
+        every = spec.checkpoint_every
+        try:
+            while t < b.end:
+                mult = b.multiplier(t)
+                loss = _train_step(c, t, mult)
+                if task.emit_train and t % spec.log_every == 0:
+                    rows.append(_train_row(spec, c, b.name, t, spec.peak_lr * mult, loss))
+                if c.monitor.diverged(loss):
+                    raise _Diverged(t, loss)
+                t += 1
+                _update_averagers(c, averagers, t)
+                if t in evals:
+                    rows += _evaluate(c, spec, averagers, b.name, t, spec.peak_lr * mult, evals[t])
+                if self.progress is not None:
+                    self.progress(b.name, t, b.end, loss)
+                if task.emit_train and every > 0 and t % every == 0 and t < b.end:
+                    self.sink.segment(b.name, f"{seg_start:010d}-{t:010d}", rows)
+                    if self.checkpoints is not None:
+                        self.checkpoints.save_branch(b.name, t, _capture(c, averagers), averagers.labels)
+                    seg_start, rows = t, []
+        except _Diverged as exc:
+            status, error, t = "diverged", str(exc), exc.step + 1
+        if task.emit_train:
+            self.sink.segment(b.name, f"{seg_start:010d}-{t:010d}", rows)
+            result = BranchResult(branch=b.name, parent=TRUNK, fork_step=b.fork_step, horizons=(b.end,),
+                                  max_step=t if status == "diverged" else b.end, status=status,
+                                  steps_trained=t - b.fork_step, wall_time_s=time.perf_counter() - began, error=error)
+            self.finish(result)
+            if self.checkpoints is not None:
+                self.checkpoints.clear_branch(b.name)
+        elif rows:
+            self.sink.segment(b.name, _replay_key(task.start, b.end, rows), rows)
+
+    # -- a trunk pass -----------------------------------------------------------------------
+    def trunk_pass(self, p: TrunkPass) -> int | None:
+        """Run one pass; returns the step the trunk diverged at, if it did."""
+        spec, c, frontier = self.spec, self.c, self.work.frontier
+        averagers = _averagers(c, spec, p.averagers)
+        if p.start == 0:
+            _restore(c, c.initial, None)
+        else:
+            assert self.checkpoints is not None
+            _restore(c, self.checkpoints.load_trunk(p.start), averagers)
+        existing = set(self.checkpoints.trunk_checkpoints()) if self.checkpoints is not None else set()
+        forks: dict[int, list[BranchTask]] = {}
+        for task in p.forks:
+            forks.setdefault(task.start, []).append(task)
+        emit_from = p.emit_from
+        kept = set(spec.checkpoint_steps)
+        every = spec.checkpoint_every
+        stored = self.sink.stored_train_losses(TRUNK, p.start, min(p.end, frontier)) if p.start < frontier else None
+        rows: list[dict[str, Any]] = []
+        replay_rows: list[dict[str, Any]] = []
+        t = p.start
+        seg_start = emit_from if emit_from is not None else None
+
+        def run_forks(step: int) -> None:
+            if step not in forks:
+                return
+            state = _capture(c, averagers)
+            for task in forks[step]:
+                self.branch(task, state)
+            _restore(c, state, averagers)
+
+        if t in p.evals:  # an evaluation lost at the very step this pass starts from
+            out = _evaluate(c, spec, averagers, TRUNK, t, spec.peak_lr * _lr(c, spec, t - 1, None), p.evals[t])
+            (rows if emit_from is not None and t > frontier else replay_rows).extend(out)
+        run_forks(t)
+        began = time.perf_counter()
+        try:
+            while t < p.end:
+                mult = _lr(c, spec, t, None)
+                loss = _train_step(c, t, mult)
+                emitting = emit_from is not None and t >= emit_from
+                if emitting and t % spec.log_every == 0:
+                    rows.append(_train_row(spec, c, TRUNK, t, spec.peak_lr * mult, loss))
+                if not emitting and stored and t in stored and stored[t] != loss:
+                    raise ReplayMismatch(
+                        f"lineage {spec.lineage_id}: replayed trunk step {t} gave loss {loss!r}, the stored run "
+                        f"{stored[t]!r}; this machine or torch build does not reproduce the stored trunk")
+                if c.monitor.diverged(loss):
+                    if not emitting:
+                        raise ReplayMismatch(f"lineage {spec.lineage_id}: the trunk replay diverged at step {t}, "
+                                             "which the stored run did not")
+                    raise _Diverged(t, loss)
+                t += 1
+                _update_averagers(c, averagers, t)
+                if t in p.evals:
+                    out = _evaluate(c, spec, averagers, TRUNK, t, spec.peak_lr * mult, p.evals[t])
+                    (rows if emit_from is not None and t > frontier else replay_rows).extend(out)
+                if self.progress is not None:
+                    self.progress(TRUNK, t, p.end, loss)
+                boundary = t in kept or t in forks or t == p.end or (every > 0 and t % every == 0)
+                if boundary and emit_from is not None and t > emit_from:
+                    self.sink.segment(TRUNK, f"{seg_start:010d}-{t:010d}", rows)
+                    self.save_trunk(t, averagers)
+                    seg_start, rows = t, []
+                elif t in kept and t not in existing and t <= frontier:
+                    self.save_trunk(t, averagers)  # e.g. a fork added inside the trained trunk
+                run_forks(t)
+        except _Diverged as exc:
+            self.sink.segment(TRUNK, f"{seg_start:010d}-{exc.step + 1:010d}", rows)
+            self.flush_replay(p, replay_rows)
+            return exc.step
+        finally:
+            log.debug("lineage %s: pass %d..%d in %.2f s", spec.lineage_id, p.start, p.end, time.perf_counter() - began)
+        self.flush_replay(p, replay_rows)
+        return None
+
+    def flush_replay(self, p: TrunkPass, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.sink.segment(TRUNK, _replay_key(p.start, p.end, rows), rows)
 
 
-# ---------------------------------------------------------------------------------- lineage
 def run_lineage(
-    spec: LineageSpec, *, report: Reporter, checkpointer: Checkpointer | None = None,
-    progress: Progress | None = None,
+    spec: LineageSpec, *, sink: Sink | None = None, checkpoints: CheckpointStore | None = None,
+    stored: StoredLineage | None = None, progress: Progress | None = None,
 ) -> LineageResult:
-    """Train one lineage, reporting curve segments; resume from ``checkpointer`` if it holds one.
+    """Make the sink hold everything ``spec`` asks, given what is ``stored`` (default: nothing).
 
     Args:
         spec: the lineage, as planned.
-        report: called with each :class:`~trials.curve.Segment` before the checkpoint after it.
-        checkpointer: where checkpoints go (default: none kept).
-        progress: called as ``progress(branch, step, branch_end)`` after every update.
+        sink: where rows and finished branches go (default: a :class:`~trials.sinks.MemorySink`).
+        checkpoints: where trunk checkpoints are kept and resumed from (default: none kept).
+        stored: what the sink and ``checkpoints`` already hold (:class:`~trials.work.StoredLineage`).
+        progress: called as ``progress(branch, step, end, loss)`` after every update.
     """
+    sink = sink if sink is not None else MemorySink()
+    stored = stored or StoredLineage()
+    work = plan_work(spec, stored)
     c = _build(spec)
-    trunk, forks = plan_branches(spec, c.schedule)
-    ck = checkpointer if checkpointer is not None else NullCheckpointer()
-    book: dict[str, Any] = {"done": [], "results": [], "wall": {}}
-    position, active, snapshot = 0, None, None
-    saved = ck.load()
-    result = LineageResult(lineage_id=spec.lineage_id, status="completed", n_params=c.workload.n_params,
-                           tokens_per_step=c.workload.tokens_per_step, flops_per_step=c.workload.flops_per_step)
-    if saved is not None:
-        if saved.get("version") != CHECKPOINT_VERSION or saved.get("lineage_id") != spec.lineage_id:
-            raise ValueError(f"checkpoint does not belong to lineage {spec.lineage_id!r} (version {saved.get('version')!r})")
-        book = saved["book"]
-        position = saved["trunk"]["step"]
-        snapshot = saved["trunk"]["state"]
-        _restore(c, snapshot)
-        active = saved["branch"]
-        result.resumed_from = position
-        log.info("lineage %s: resuming at trunk step %d", spec.lineage_id, position)
-
-    def save_trunk(step: int) -> None:
-        ck.save({"version": CHECKPOINT_VERSION, "lineage_id": spec.lineage_id,
-                 "trunk": {"step": step, "state": _capture(c)}, "branch": None, "book": book})
-
-    def run_branch(plan: BranchPlan, start: int, fork_state: dict[str, Any]) -> None:
-        def save_branch(step: int) -> None:
-            ck.save({"version": CHECKPOINT_VERSION, "lineage_id": spec.lineage_id,
-                     "trunk": {"step": plan.start, "state": fork_state},
-                     "branch": {"name": plan.name, "step": step, "state": _capture(c)}, "book": book})
-
-        status, error, done_to = "completed", None, plan.end
-        began = time.perf_counter()
-        try:
-            _run_span(c, spec, plan, start, plan.end, report=report,
-                      save=save_branch, progress=progress)
-        except _Diverged as exc:
-            status, error, done_to = "diverged", str(exc), exc.step + 1
-        wall = book["wall"].get(plan.name, 0.0) + time.perf_counter() - began
-        branch_walls.append(time.perf_counter() - began)
-        book["results"].append(asdict(BranchResult(
-            branch=plan.name, parent=plan.parent, fork_step=plan.start, horizons=plan.horizons,
-            max_step=plan.end, status=status, steps_trained=done_to - plan.start, wall_time_s=wall, error=error)))
-        book["done"].append(plan.name)
-
-    trunk_began = time.perf_counter()
-    branch_walls: list[float] = []
-    trunk_status, trunk_error, trunk_to = "completed", None, trunk.end
-    try:
-        if active is not None:  # a cooldown branch was in flight when the last run stopped
-            plan = next(f for f in forks if f.name == active["name"])
-            _restore(c, active["state"])
-            run_branch(plan, active["step"], snapshot)
-            _restore(c, snapshot)
-            save_trunk(position)
-        for plan in forks:
-            if plan.name in book["done"]:
-                continue
-            if position < plan.start:
-                _run_span(c, spec, trunk, position, plan.start, report=report,
-                          save=save_trunk, progress=progress)
-                position = plan.start
-            fork_state = _capture(c)
-            run_branch(plan, plan.start, fork_state)
-            _restore(c, fork_state)
-            save_trunk(position)
-        if trunk.name not in book["done"]:
-            if position < trunk.end or (position == 0 and trunk.end == 0):
-                _run_span(c, spec, trunk, position, trunk.end, report=report,
-                          save=save_trunk, progress=progress)
-    except _Diverged as exc:
-        trunk_status, trunk_error, trunk_to = "diverged", str(exc), exc.step + 1
-    if trunk.name not in book["done"]:
-        wall = book["wall"].get(trunk.name, 0.0) + time.perf_counter() - trunk_began - sum(branch_walls)
-        book["results"].append(asdict(BranchResult(
-            branch=trunk.name, parent=None, fork_step=None, horizons=trunk.horizons, max_step=trunk.end,
-            status=trunk_status, steps_trained=trunk_to, wall_time_s=wall, error=trunk_error)))
-        book["done"].append(trunk.name)
-        for plan in forks:  # forks the trunk never reached
-            if plan.name not in book["done"]:
-                book["results"].append(asdict(BranchResult(
-                    branch=plan.name, parent=plan.parent, fork_step=plan.start, horizons=plan.horizons,
-                    max_step=plan.end, status="diverged", steps_trained=0, wall_time_s=0.0,
-                    error=f"trunk diverged before step {plan.start}")))
-                book["done"].append(plan.name)
-        save_trunk(min(trunk_to, trunk.end))
-    result.branches = [BranchResult(**{**r, "horizons": tuple(r["horizons"])}) for r in book["results"]]
-    if any(b.status == "diverged" for b in result.branches):
+    result = LineageResult(lineage_id=spec.lineage_id, status=stored.trunk_status or "completed",
+                           n_params=c.workload.n_params, tokens_per_step=c.workload.tokens_per_step,
+                           flops_per_step=c.workload.flops_per_step, run_steps=work.run_steps,
+                           replay_steps=work.replay_steps,
+                           resumed_from=work.frontier if work.frontier > 0 else None)
+    if work.empty:
+        return result
+    for branch, step in work.truncate.items():
+        sink.truncate(branch, step)
+    run = _Run(spec, c, sink, checkpoints, work, progress)
+    for task in work.resumes:
+        run.branch(task, None)
+    began = time.perf_counter()
+    diverged_at: int | None = None
+    continued = False
+    for p in work.passes:
+        continued = continued or p.emit_from is not None
+        diverged_at = run.trunk_pass(p)
+        if diverged_at is not None:
+            break
+    unreached = list(work.diverged_forks)
+    if diverged_at is not None:
+        done = {r.branch for r in run.results}
+        unreached += [t.name for p in work.passes for t in p.forks
+                      if t.emit_train and t.name not in done and t.start > diverged_at]
+    for name in unreached:
+        b = spec.branch(name)
+        at = diverged_at if diverged_at is not None else work.frontier - 1
+        r = BranchResult(branch=name, parent=TRUNK, fork_step=b.fork_step, horizons=(b.end,), max_step=b.fork_step,
+                         status="diverged", steps_trained=0, wall_time_s=0.0,
+                         error=f"trunk diverged at step {at}, before the fork at {b.fork_step}")
+        run.finish(r)
+    if continued or stored.trunk_status is None:
+        status = "diverged" if diverged_at is not None else (stored.trunk_status or "completed")
+        max_step = diverged_at + 1 if diverged_at is not None else max(spec.trunk_end, work.frontier)
+        trunk = BranchResult(branch=TRUNK, parent=None, fork_step=None, horizons=spec.trunk_horizons,
+                             max_step=max_step, status=status, steps_trained=max_step,
+                             wall_time_s=time.perf_counter() - began, error=None if diverged_at is None else
+                             f"diverged at step {diverged_at}")
+        run.finish(trunk)
+        result.status = status
+    if checkpoints is not None:
+        checkpoints.prune_trunk(set(spec.checkpoint_steps))
+    result.branches = run.results
+    if any(r.status == "diverged" for r in run.results):
         result.status = "diverged"
     return result

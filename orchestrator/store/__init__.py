@@ -1,4 +1,4 @@
-"""The results store: every sweep's curves, lineages and spec as hive-partitioned Parquet."""
+"""The results store: every sweep's curves, runs, settings and spec as hive-partitioned Parquet."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from .errors import QueryError, StoreError
 from .schema import (
     CURVES,
     DONE_STATUSES,
-    LINEAGES,
+    RUNS,
     SCHEMA_VERSION,
+    SETTINGS,
     SPLITS,
     STATUSES,
     SWEEPS,
@@ -19,7 +20,8 @@ from .store import ResultsStore
 __all__ = [
     "CURVES",
     "DONE_STATUSES",
-    "LINEAGES",
+    "RUNS",
+    "SETTINGS",
     "SCHEMA_VERSION",
     "SPLITS",
     "STATUSES",

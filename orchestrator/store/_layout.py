@@ -2,11 +2,15 @@
 
 Layout::
 
-    <root>/_lrsweep.json                                   {"schema_version": 1}
+    <root>/_lrsweep.json                                   {"schema_version": 2}
     <root>/curves/sweep_id=<id>/<lineage>__<branch>__<segment>.parquet   fragments
-    <root>/lineages/sweep_id=<id>/<lineage>__<branch>.parquet            fragments
+    <root>/runs/sweep_id=<id>/<lineage>__<branch>.parquet                fragments
     <root>/<table>/sweep_id=<id>/compacted.parquet         merged fragments (see compaction.py)
+    <root>/settings/sweep_id=<id>/settings.parquet         the spec's settings (rewritten each run)
     <root>/sweeps/sweep_id=<id>/sweep.parquet
+
+A curve segment key is ``<start:010d>-<end:010d>`` (the rows between two checkpoints) or
+``r<start>-<end>-<hash>`` (evaluations a replay added below the trunk's frontier).
     <root>/<table>/sweep_id=<id>/.<name>.<random>.tmp      in-flight writes, never read
 
 Key parts are encoded by :func:`key_token`, which keeps ``[A-Za-z0-9.-]`` and writes any other
@@ -29,6 +33,7 @@ from .errors import StoreError
 __all__ = [
     "COMPACTED_NAME",
     "MARKER_NAME",
+    "SETTINGS_NAME",
     "SWEEP_NAME",
     "FileEntry",
     "PartitionFiles",
@@ -37,12 +42,14 @@ __all__ = [
     "fragment_name",
     "key_token",
     "list_table",
+    "segment_start",
     "temp_path",
 ]
 
 MARKER_NAME = "_lrsweep.json"
 COMPACTED_NAME = "compacted.parquet"
 SWEEP_NAME = "sweep.parquet"
+SETTINGS_NAME = "settings.parquet"
 PARTITION_PREFIX = "sweep_id="
 
 _SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
@@ -74,6 +81,13 @@ def key_token(part: str, what: str) -> str:
 def fragment_name(*parts: tuple[str, str]) -> str:
     """``fragment_name(("lin", "lineage_id"), ("main", "branch"))`` -> ``lin__main.parquet``."""
     return "__".join(key_token(value, what) for value, what in parts) + ".parquet"
+
+
+def segment_start(token: str) -> int | None:
+    """The start step of an encoded curve segment key (``None`` for a replay segment)."""
+    if not re.fullmatch(r"[0-9]{10}-[0-9]{10}", token):
+        return None
+    return int(token[:10])
 
 
 def temp_path(final_path: str) -> str:

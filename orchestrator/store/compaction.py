@@ -39,7 +39,7 @@ from .schema import FRAGMENT_COLUMN, TableSpec
 if TYPE_CHECKING:
     from .store import ResultsStore
 
-__all__ = ["compact_partition", "delete_lineage", "visible_filter"]
+__all__ = ["compact_partition", "delete_fragments", "visible_filter"]
 
 
 def visible_filter(snap: _layout.TableSnapshot) -> Any:
@@ -125,8 +125,9 @@ def compact_partition(store: ResultsStore, spec: TableSpec, sweep_id: str) -> in
     return len(part.fragments)
 
 
-def delete_lineage(store: ResultsStore, spec: TableSpec, sweep_id: str, lineage_id: str) -> int:
-    """Remove one lineage's rows from one table of one sweep; returns files deleted/rewritten.
+def delete_fragments(store: ResultsStore, spec: TableSpec, sweep_id: str, doomed: Any) -> int:
+    """Remove the rows of every fragment whose name ``doomed(name)`` selects, from one table of
+    one sweep (live fragment files and their merged copies); returns files deleted/rewritten.
 
     The compacted file is rewritten *before* the fragments are deleted, so stale merged copies
     never resurface between the two steps, and a crash is finished by rerunning.
@@ -138,7 +139,8 @@ def delete_lineage(store: ResultsStore, spec: TableSpec, sweep_id: str, lineage_
     changed = 0
     if part.compacted is not None:
         old = _read_compacted(store, part.compacted, spec)
-        keep = pc.not_equal(old.column("lineage_id"), lineage_id)
+        names = old.column(FRAGMENT_COLUMN).to_pylist()
+        keep = pa.array([not (n is not None and doomed(n)) for n in names], pa.bool_())
         kept = old.filter(keep)
         if kept.num_rows == 0:
             store.fs.delete_file(part.compacted.path)
@@ -146,9 +148,8 @@ def delete_lineage(store: ResultsStore, spec: TableSpec, sweep_id: str, lineage_
         elif kept.num_rows < old.num_rows:
             store.write_file(part.compacted.path, kept, spec)
             changed += 1
-    prefix = _layout.key_token(lineage_id, "lineage_id") + "__"
     for entry in part.fragments:
-        if entry.name.startswith(prefix):
+        if doomed(entry.name):
             store.fs.delete_file(entry.path)
             changed += 1
     return changed

@@ -1,13 +1,18 @@
 """The one schema of the results store, with its version number.
 
-Three tables, each hive-partitioned by ``sweep_id`` (the partition value lives in the directory
+Four tables, each hive-partitioned by ``sweep_id`` (the partition value lives in the directory
 name ``sweep_id=<id>``, not inside the Parquet files):
 
-- ``curves``: long format, one row per (lineage, branch, step, split, weights).
-- ``lineages``: one row per (lineage, branch): the flattened setting, status and compute.
+- ``curves``: long format, one row per (lineage, branch, step, split, weights) as trained:
+  a trunk's rows are stored once, whatever number of settings share the trunk.
+- ``runs``: one row per (lineage, branch) trained: the trunk or a cooldown, status, compute.
+- ``settings``: one row per (setting, lineage, branch): which setting each stored branch
+  answers, at which horizons, with the setting flattened into columns.
 - ``sweeps``: one row per sweep: the spec as submitted, its hash, the plan, timestamps.
 
-Bump :data:`SCHEMA_VERSION` on any incompatible change; readers refuse other versions.
+The query views (:mod:`orchestrator.store.sql`) join them into whole curves per setting.
+Bump :data:`SCHEMA_VERSION` on any incompatible change; readers refuse other versions
+(version 1 stores are migrated by ``lrsweep migrate``, :mod:`orchestrator.store.migrate`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import pyarrow as pa
 __all__ = [
     "CURVES",
     "DONE_STATUSES",
-    "LINEAGES",
+    "RUNS",
+    "SETTINGS",
     "SCHEMA_VERSION",
     "SPLITS",
     "STATUSES",
@@ -28,7 +34,7 @@ __all__ = [
     "TableSpec",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SPLITS = ("train", "eval")
 STATUSES = ("completed", "diverged", "failed")
@@ -113,16 +119,60 @@ CURVES = TableSpec(
     allowed={"split": SPLITS},
 )
 
-LINEAGES = TableSpec(
-    name="lineages",
+# One row per physical run: a lineage's trunk (branch "trunk") or one of its cooldown branches.
+# Trunk rows are shared by every setting that uses the trunk; ``settings`` says which.
+RUNS = TableSpec(
+    name="runs",
     schema=pa.schema(
         [
             _f("sweep_id", pa.string()),
-            _f("lineage_id", pa.string()),
-            _f("branch", pa.string()),  # "main" | "trunk" | "h=<T>"
-            _f("parent", pa.string(), nullable=True),  # "trunk" for WSD cooldown branches
+            _f("lineage_id", pa.string()),  # the trunk id
+            _f("branch", pa.string()),  # "trunk" | "h=<T>/<shape>@<S>[/f=<f>]"
+            _f("parent", pa.string(), nullable=True),  # "trunk" for cooldown branches
             _f("fork_step", pa.int64(), nullable=True),
+            _f("rule", pa.string()),  # the trunk's LR rule: constant, polynomial, cosine, ...
+            _f("rule_params", pa.string()),  # JSON
+            _f("cooldown_shape", pa.string(), nullable=True),
+            _f("final_fraction", pa.float64(), nullable=True),
+            _f("workload", pa.string()),
+            _f("model_size", pa.string()),
+            _f("n_params", pa.int64()),
+            _f("optimizer", pa.string()),
+            _f("optimizer_params", pa.string()),  # JSON
+            _f("peak_lr", pa.float64()),
+            _f("warmup", pa.int64()),
+            _f("batch_size", pa.int64()),
+            _f("seed", pa.int64()),
+            _f("tokens_per_step", pa.int64()),
+            _f("max_step", pa.int64()),  # rows reach this step (the trunk's frontier)
+            _f("status", pa.string()),
+            _f("error", pa.string(), nullable=True),
+            _f("wall_time_s", pa.float64()),
+            _f("steps_trained", pa.int64()),
+            _f("tokens_trained", pa.int64()),
+            _f("flops_trained", pa.float64()),
+            _f("replayed_steps", pa.int64()),  # updates recomputed to reach stored states
+            _f("finished_at", _UTC_US),
+        ]
+    ),
+    key=("lineage_id", "branch"),
+    compactable=True,
+    allowed={"status": STATUSES},
+    json_columns=("rule_params", "optimizer_params"),
+)
+
+# One row per (setting, lineage, branch): where a setting's curve lives and which of its
+# horizons that branch answers. Rewritten from the spec on every run (one file per sweep).
+SETTINGS = TableSpec(
+    name="settings",
+    schema=pa.schema(
+        [
+            _f("sweep_id", pa.string()),
             _f("setting_id", pa.string()),  # hash of the setting without horizon
+            _f("lineage_id", pa.string()),
+            _f("branch", pa.string()),
+            _f("fork_step", pa.int64(), nullable=True),
+            _f("horizons", pa.list_(pa.int64())),  # steps this branch answers for this setting
             _f("family", pa.string()),  # schedule name, or optimizer name for schedule-free
             _f("workload", pa.string()),
             _f("model_size", pa.string()),
@@ -136,20 +186,10 @@ LINEAGES = TableSpec(
             _f("batch_size", pa.int64()),
             _f("seed", pa.int64()),
             _f("tokens_per_step", pa.int64()),
-            _f("horizons", pa.list_(pa.int64())),  # steps this branch answers; [] for a trunk
-            _f("max_step", pa.int64()),
-            _f("status", pa.string()),
-            _f("error", pa.string(), nullable=True),
-            _f("wall_time_s", pa.float64()),
-            _f("steps_trained", pa.int64()),
-            _f("tokens_trained", pa.int64()),
-            _f("flops_trained", pa.float64()),
-            _f("finished_at", _UTC_US),
         ]
     ),
-    key=("lineage_id", "branch"),
-    compactable=True,
-    allowed={"status": STATUSES},
+    key=("setting_id", "lineage_id", "branch"),
+    compactable=False,
     json_columns=("optimizer_params", "schedule_params"),
 )
 
@@ -173,4 +213,4 @@ SWEEPS = TableSpec(
     json_columns=("plan_json",),
 )
 
-TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (CURVES, LINEAGES, SWEEPS)}
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (CURVES, RUNS, SETTINGS, SWEEPS)}

@@ -1,4 +1,8 @@
-"""DuckDB views over a results store: ``curves``, ``lineages``, ``sweeps``, ``final_losses``.
+"""DuckDB views over a results store.
+
+Stored tables: ``curve_rows`` (curves as trained: a trunk once), ``runs``, ``settings``,
+``sweeps``. Derived views: ``curves`` (whole curves per setting: trunk prefix + cooldown),
+``lineages`` (settings with the status of their runs) and ``final_losses``.
 
 Local stores are read by DuckDB directly (``read_parquet`` over the listed files: the fast
 path). Other filesystems are registered as ``pyarrow.dataset`` datasets. Either way the views
@@ -24,7 +28,7 @@ from .schema import FRAGMENT_COLUMN, TABLES, TableSpec
 if TYPE_CHECKING:
     from .store import ResultsStore
 
-__all__ = ["FINAL_LOSSES_SQL", "connect", "create_view"]
+__all__ = ["CURVES_SQL", "FINAL_LOSSES_SQL", "LINEAGES_SQL", "VIEW_NAMES", "connect", "create_view"]
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -35,23 +39,60 @@ _DUCK_TYPES = {
     pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
 }
 
-# One row per (lineage, branch, horizon h in the branch's horizons, weights). Where the branch
-# has eval rows at step h: one row per weights variant evaluated there. Where it has none
-# (diverged or failed before h): one row with loss NULL per weights variant the lineage ever
-# evaluated, and at least "raw", so a diverged setting stays visible at every horizon.
+# Physical tables are exposed under these names; ``curves`` is the whole-curve view below.
+VIEW_NAMES = {"curves": "curve_rows", "runs": "runs", "settings": "settings", "sweeps": "sweeps"}
+
+_STATUS_OF_BRANCH = """CASE WHEN r.status IS NULL THEN 'pending'
+            WHEN r.status = 'completed' AND r.max_step < list_max(s.horizons) THEN 'pending'
+            ELSE r.status END"""
+
+# One row per (setting, lineage, branch) of the current spec: the setting's columns with the
+# status and compute of the physical run that answers it ('pending' until it has run that far).
+LINEAGES_SQL = f"""
+CREATE VIEW lineages AS
+SELECT s.sweep_id, s.lineage_id, s.branch,
+       CASE WHEN s.branch = 'trunk' THEN NULL ELSE 'trunk' END AS parent, s.fork_step, s.setting_id,
+       s.family, s.workload, s.model_size, s.n_params, s.optimizer, s.optimizer_params, s.schedule,
+       s.schedule_params, s.peak_lr, s.warmup, s.batch_size, s.seed, s.tokens_per_step, s.horizons,
+       r.max_step, {_STATUS_OF_BRANCH} AS status, r.error, r.wall_time_s, r.steps_trained,
+       r.tokens_trained, r.flops_trained, r.replayed_steps, r.finished_at
+FROM settings s
+LEFT JOIN runs r ON r.sweep_id = s.sweep_id AND r.lineage_id = s.lineage_id AND r.branch = s.branch
+"""
+
+# Whole curves: per (setting, lineage, branch) the rows of that branch, and for a cooldown the
+# shared trunk's rows before its fork (train updates < S, evals at steps <= S), so a WSD curve
+# reads trunk prefix + cooldown although the trunk is stored once. A trunk's own curve stops
+# at the setting's longest horizon.
+CURVES_SQL = """
+CREATE VIEW curves AS
+SELECT s.sweep_id, s.setting_id, s.lineage_id, s.branch, c.step, c.tokens, c.flops, c.lr, c.split,
+       c.weights, c.loss, s.family, s.schedule, s.optimizer, s.peak_lr, s.seed, s.model_size
+FROM settings s
+JOIN curve_rows c ON c.sweep_id = s.sweep_id AND c.lineage_id = s.lineage_id
+WHERE (c.branch = s.branch AND (s.branch <> 'trunk'
+          OR c.step < list_max(s.horizons) OR (c.split = 'eval' AND c.step = list_max(s.horizons))))
+   OR (s.branch <> 'trunk' AND c.branch = 'trunk'
+          AND (c.step < s.fork_step OR (c.split = 'eval' AND c.step = s.fork_step)))
+"""
+
+# One row per (setting, horizon h it asks, weights). Where the answering branch has eval rows
+# at step h: one row per weights variant evaluated there, status 'completed' (the run reached
+# h healthy). Where it has none: one row with loss NULL per weights variant the lineage ever
+# evaluated (at least "raw"), with the run's status ('diverged', 'failed', or 'pending').
 FINAL_LOSSES_SQL = """
 CREATE VIEW final_losses AS
-WITH lin AS MATERIALIZED (
-    SELECT * FROM lineages
-),
-ev AS MATERIALIZED (
-    SELECT sweep_id, lineage_id, branch, step, weights, loss, flops FROM curves WHERE split = 'eval'
+WITH st AS MATERIALIZED (
+    SELECT * FROM settings
 ),
 hz AS MATERIALIZED (
-    SELECT sweep_id, lineage_id, branch, UNNEST(horizons) AS horizon FROM lin
+    SELECT sweep_id, setting_id, lineage_id, branch, UNNEST(horizons) AS horizon FROM st
+),
+ev AS MATERIALIZED (
+    SELECT sweep_id, lineage_id, branch, step, weights, loss, flops FROM curve_rows WHERE split = 'eval'
 ),
 at_h AS MATERIALIZED (
-    SELECT hz.sweep_id, hz.lineage_id, hz.branch, hz.horizon, ev.weights, ev.loss, ev.flops
+    SELECT hz.sweep_id, hz.setting_id, hz.lineage_id, hz.branch, hz.horizon, ev.weights, ev.loss, ev.flops
     FROM hz JOIN ev
       ON ev.sweep_id = hz.sweep_id AND ev.lineage_id = hz.lineage_id
      AND ev.branch = hz.branch AND ev.step = hz.horizon
@@ -59,27 +100,34 @@ at_h AS MATERIALIZED (
 lineage_weights AS (
     SELECT DISTINCT sweep_id, lineage_id, weights FROM ev
     UNION
-    SELECT DISTINCT sweep_id, lineage_id, 'raw' AS weights FROM lin
+    SELECT DISTINCT sweep_id, lineage_id, 'raw' AS weights FROM st
 ),
 missing AS (
-    SELECT hz.sweep_id, hz.lineage_id, hz.branch, hz.horizon, w.weights,
+    SELECT hz.sweep_id, hz.setting_id, hz.lineage_id, hz.branch, hz.horizon, w.weights,
            CAST(NULL AS DOUBLE) AS loss, CAST(NULL AS DOUBLE) AS flops
     FROM hz
     ANTI JOIN at_h a
-      ON a.sweep_id = hz.sweep_id AND a.lineage_id = hz.lineage_id
+      ON a.sweep_id = hz.sweep_id AND a.setting_id = hz.setting_id AND a.lineage_id = hz.lineage_id
      AND a.branch = hz.branch AND a.horizon = hz.horizon
     JOIN lineage_weights w ON w.sweep_id = hz.sweep_id AND w.lineage_id = hz.lineage_id
 ),
 points AS (SELECT * FROM at_h UNION ALL SELECT * FROM missing)
-SELECT p.sweep_id, p.lineage_id, p.branch, p.horizon,
-       p.horizon * l.tokens_per_step AS tokens, p.weights, p.loss, p.flops, l.status,
-       l.setting_id, l.family, l.workload, l.model_size, l.n_params, l.optimizer,
-       l.optimizer_params, l.schedule, l.schedule_params, l.peak_lr, l.warmup, l.batch_size,
-       l.seed, l.tokens_per_step, l.parent, l.fork_step
+SELECT p.sweep_id, p.setting_id, p.lineage_id, p.branch, p.horizon,
+       p.horizon * s.tokens_per_step AS tokens, p.weights, p.loss, p.flops,
+       CASE WHEN p.loss IS NOT NULL THEN 'completed'
+            WHEN r.status IN ('diverged', 'failed') THEN r.status
+            ELSE 'pending' END AS status,
+       s.family, s.workload, s.model_size, s.n_params, s.optimizer, s.optimizer_params, s.schedule,
+       s.schedule_params, s.peak_lr, s.warmup, s.batch_size, s.seed, s.tokens_per_step,
+       CASE WHEN s.branch = 'trunk' THEN NULL ELSE 'trunk' END AS parent, s.fork_step
 FROM points p
-JOIN lin l ON l.sweep_id = p.sweep_id AND l.lineage_id = p.lineage_id AND l.branch = p.branch
-ORDER BY p.sweep_id, p.lineage_id, p.branch, p.horizon, p.weights
+JOIN st s ON s.sweep_id = p.sweep_id AND s.setting_id = p.setting_id
+         AND s.lineage_id = p.lineage_id AND s.branch = p.branch
+LEFT JOIN runs r ON r.sweep_id = p.sweep_id AND r.lineage_id = p.lineage_id AND r.branch = p.branch
+ORDER BY p.sweep_id, p.setting_id, p.lineage_id, p.branch, p.horizon, p.weights
 """
+
+VIEWS_SQL = (LINEAGES_SQL, CURVES_SQL, FINAL_LOSSES_SQL)
 
 
 def _sql_str(value: str) -> str:
@@ -151,8 +199,10 @@ def create_view(
     *,
     union_by_name: bool = False,
     sweep_id: str | None = None,
+    name: str | None = None,
 ) -> None:
-    """Create the view ``spec.name`` on ``con``: the table's visible rows (all sweeps, or one)."""
+    """Create the view ``name`` (default ``spec.name``) on ``con``: the table's visible rows
+    (all sweeps, or one)."""
     source, shadowed = _source(con, store, spec, union_by_name, sweep_id)
     try:
         available = {row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()}
@@ -178,12 +228,12 @@ def create_view(
             f" WHERE f.{FRAGMENT_COLUMN} IS NULL OR NOT EXISTS (SELECT 1 FROM _{spec.name}_live s "
             f"WHERE s.sweep_id = f.sweep_id AND s.name = f.{FRAGMENT_COLUMN})"
         )
-    con.execute(f"CREATE VIEW {spec.name} AS SELECT {', '.join(select)} FROM {source} f{where}")
+    con.execute(f"CREATE VIEW {name or spec.name} AS SELECT {', '.join(select)} FROM {source} f{where}")
 
 
 def connect(store: ResultsStore, *, union_by_name: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``curves``, ``lineages``, ``sweeps`` and
-    ``final_losses`` over ``store`` (empty typed views for tables with no files yet).
+    """An in-memory DuckDB connection with the views of this module's docstring over ``store``
+    (empty typed views for tables with no files yet).
 
     Args:
         store: the results store.
@@ -200,6 +250,7 @@ def connect(store: ResultsStore, *, union_by_name: bool = False) -> duckdb.DuckD
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ comes back as timestamp[us, tz=UTC]
     for spec in TABLES.values():
-        create_view(con, store, spec, union_by_name=union_by_name)
-    con.execute(FINAL_LOSSES_SQL)
+        create_view(con, store, spec, union_by_name=union_by_name, name=VIEW_NAMES[spec.name])
+    for view in VIEWS_SQL:
+        con.execute(view)
     return con

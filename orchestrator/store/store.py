@@ -1,4 +1,4 @@
-"""``ResultsStore``: the Parquet dataset every sweep writes its curves and lineages to."""
+"""``ResultsStore``: the Parquet dataset every sweep writes its curves, runs and settings to."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import os
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from . import _layout, compaction
 from ._coerce import Rows, to_arrow
 from .errors import StoreError
-from .schema import CURVES, DONE_STATUSES, LINEAGES, SCHEMA_VERSION, SWEEPS, TABLES, TableSpec
+from .schema import CURVES, RUNS, SCHEMA_VERSION, SETTINGS, SWEEPS, TABLES, TableSpec
 
 __all__ = ["ResultsStore"]
 
@@ -28,6 +27,13 @@ def _resolve(root: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSy
     if filesystem is not None:
         return filesystem, root.rstrip("/") or "/"
     if "://" in root:
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(root)
+        if parts.username or parts.password:  # pyarrow would accept them, and pickle them into every job
+            safe = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or ""))
+            raise StoreError(f"store URI {safe!r} must not carry credentials; set them in the environment "
+                             "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the platform's role)")
         try:
             fs, path = pafs.FileSystem.from_uri(root)
         except (pa.ArrowInvalid, ValueError) as exc:
@@ -99,7 +105,9 @@ class ResultsStore:
         if version is not None and version != SCHEMA_VERSION:
             raise StoreError(
                 f"results store {self.root!r} has schema version {version}, but this lrsweep "
-                f"reads schema version {SCHEMA_VERSION}; use a matching lrsweep or migrate the store"
+                f"reads schema version {SCHEMA_VERSION}"
+                + (f"; migrate it with `lrsweep migrate --store {self.root}`" if version == 1
+                   else "; use a matching lrsweep")
             )
 
     def check_version(self) -> bool:
@@ -184,24 +192,27 @@ class ResultsStore:
                 )
         return self.write_file(f"{self.partition_dir('curves', sweep_id)}/{name}", table, CURVES)
 
-    def write_lineage(self, sweep_id: str, rows: Rows) -> list[str]:
-        """Write lineage rows, one fragment per (lineage_id, branch); returns the paths."""
-        table = self._coerce(LINEAGES, rows, sweep_id)
+    def write_runs(self, sweep_id: str, rows: Rows) -> list[str]:
+        """Write run rows, one fragment per (lineage_id, branch), replacing earlier ones."""
+        table = self._coerce(RUNS, rows, sweep_id)
         keys = table.select(["lineage_id", "branch"]).to_pylist()
         seen: set[tuple[str, str]] = set()
         for key in keys:
             pair = (key["lineage_id"], key["branch"])
             if pair in seen:
-                raise StoreError(
-                    f"lineages rows must be unique per (lineage_id, branch), got {pair} twice"
-                )
+                raise StoreError(f"runs rows must be unique per (lineage_id, branch), got {pair} twice")
             seen.add(pair)
         paths = []
         for i, (lineage_id, branch) in enumerate(k.values() for k in keys):
             name = _layout.fragment_name((lineage_id, "lineage_id"), (branch, "branch"))
-            path = f"{self.partition_dir('lineages', sweep_id)}/{name}"
-            paths.append(self.write_file(path, table.slice(i, 1), LINEAGES))
+            path = f"{self.partition_dir('runs', sweep_id)}/{name}"
+            paths.append(self.write_file(path, table.slice(i, 1), RUNS))
         return paths
+
+    def write_settings(self, sweep_id: str, rows: Rows) -> str:
+        """Replace the sweep's settings table (what its current spec asks) in one atomic write."""
+        path = f"{self.partition_dir('settings', sweep_id)}/{_layout.SETTINGS_NAME}"
+        return self.write_file(path, self._coerce(SETTINGS, rows, sweep_id), SETTINGS)
 
     def write_sweep(
         self,
@@ -292,51 +303,33 @@ class ResultsStore:
                 )
         return out
 
-    def completed_lineages(self, sweep_id: str) -> set[str]:
-        """Lineage ids all of whose lineage rows have a status in ``DONE_STATUSES``.
-
-        Runs on every resume: local stores are read by DuckDB (~0.15 s for 1,000 lineage
-        fragments, 2.5x pyarrow.dataset; ~2 ms once compacted).
-        """
-        if self.is_local:
-            import duckdb
-
-            from . import sql
-
-            self.check_version()
-            con = duckdb.connect()
-            try:
-                sql.create_view(con, self, LINEAGES, sweep_id=_layout.check_sweep_id(sweep_id))
-                done = ", ".join(f"'{s}'" for s in DONE_STATUSES)
-                rows = con.execute(
-                    "SELECT lineage_id FROM lineages GROUP BY lineage_id "
-                    f"HAVING bool_and(status IN ({done}))"
-                ).fetchall()
-            finally:
-                con.close()
-            return {lineage_id for (lineage_id,) in rows}
-        rows = self.read_table("lineages", sweep_id, columns=["lineage_id", "status"])
-        if rows.num_rows == 0:
-            return set()
-        done_mask = pc.is_in(rows.column("status"), value_set=pa.array(DONE_STATUSES))
-        per = pa.table({"lineage_id": rows.column("lineage_id"), "done": done_mask})
-        agg = per.group_by("lineage_id").aggregate([("done", "all")])
-        ids, oks = agg["lineage_id"].to_pylist(), agg["done_all"].to_pylist()
-        return {lid for lid, ok in zip(ids, oks, strict=True) if ok}
-
-    # ---- maintenance --------------------------------------------------------------------
     def delete_lineage(self, sweep_id: str, lineage_id: str) -> int:
-        """Remove every curve and lineage row of one lineage (``--force`` reruns).
+        """Remove every curve and run row of one lineage (``--force`` reruns).
 
         Returns the number of files deleted or rewritten.
         """
+        prefix = _layout.key_token(lineage_id, "lineage_id") + "__"
         return sum(
-            compaction.delete_lineage(self, spec, sweep_id, lineage_id)
-            for spec in (CURVES, LINEAGES)
+            compaction.delete_fragments(self, spec, sweep_id, lambda name: name.startswith(prefix))
+            for spec in (CURVES, RUNS)
         )
 
+    def truncate_curve(self, sweep_id: str, lineage_id: str, branch: str, from_step: int) -> int:
+        """Delete the curve segments of one (lineage, branch) that start at ``from_step`` or
+        later: the rows a crash left beyond the last checkpoint, before they are rewritten.
+        Replay segments (evaluations added below the frontier) are kept."""
+        prefix = _layout.fragment_name((lineage_id, "lineage_id"), (branch, "branch"))[: -len(".parquet")] + "__"
+
+        def doomed(name: str) -> bool:
+            if not name.startswith(prefix) or not name.endswith(".parquet"):
+                return False
+            start = _layout.segment_start(name[len(prefix):-len(".parquet")])
+            return start is not None and start >= from_step
+
+        return compaction.delete_fragments(self, CURVES, sweep_id, doomed)
+
     def compact(
-        self, sweep_id: str, tables: tuple[str, ...] = ("curves", "lineages")
+        self, sweep_id: str, tables: tuple[str, ...] = ("curves", "runs")
     ) -> dict[str, int]:
         """Merge each table's fragments of one sweep into its ``compacted.parquet``.
 
@@ -348,7 +341,7 @@ class ResultsStore:
             spec = TABLES[table]
             if not spec.compactable:
                 raise StoreError(
-                    f"table {table!r} is not compactable; compactable: curves, lineages"
+                    f"table {table!r} is not compactable; compactable: curves, runs"
                 )
             out[table] = compaction.compact_partition(self, spec, sweep_id)
         return out

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -15,10 +14,9 @@ import pandas as pd
 import pytest
 
 from orchestrator.planner import plan
-from orchestrator.query import final_losses, load_curves, load_lineages
+from orchestrator.query import final_losses, load_curve_rows, load_curves, load_lineages, load_runs
 from orchestrator.spec import load_spec
-from trials.branches import plan_branches
-from trials.schedules import build_schedule
+from trials.work import wanted_evals
 
 LINREG = """
 name = "{name}"
@@ -40,6 +38,8 @@ final_fraction = 0.0
 name = "wsd"
 cooldown_fraction = 0.2
 [[schedules]]
+name = "constant"
+[[schedules]]
 name = "polynomial"
 gamma = 0.5
 t0 = 10.0
@@ -52,7 +52,7 @@ half_life = 0.1
 kind = "swa"
 start_fraction = 0.5
 [eval]
-log_points = 4
+points_per_decade = 4
 [resources]
 cpu = 1
 retries = 2
@@ -76,26 +76,17 @@ def expected_eval_keys(spec_path: Path) -> set[tuple]:
     """Every (lineage, branch, eval step, weights) the plan promises."""
     keys = set()
     for lineage in plan(load_spec(spec_path)).lineages:
-        schedule = build_schedule(lineage.schedule, warmup=lineage.warmup, **lineage.schedule_params) if lineage.schedule else None
-        trunk, forks = plan_branches(lineage, schedule)
-        for branch in [trunk, *forks]:
-            for step in branch.eval_steps:
-                keys.add((lineage.lineage_id, branch.name, step, "raw"))
-                if lineage.optimizer.startswith("sf_"):  # schedule-free: the evaluation point x
-                    keys.add((lineage.lineage_id, branch.name, step, "x"))
-                for a in lineage.averagers:
-                    if step == 0 or (a.eval_at is not None and a.eval_at != step):
-                        continue
-                    if a.kind == "swa" and step <= a.params.get("start", 0):
-                        continue
-                    keys.add((lineage.lineage_id, branch.name, step, a.label))
+        for step in lineage.eval_steps:
+            keys |= {(lineage.lineage_id, "trunk", step, w) for w, _ in wanted_evals(lineage, "trunk", step)}
+        for b in lineage.branches:
+            for step in b.eval_steps:
+                keys |= {(lineage.lineage_id, b.name, step, w) for w, _ in wanted_evals(lineage, b.name, step)}
     return keys
 
 
 def eval_keys(store: Path, sweep: str) -> list[tuple]:
-    curves = load_curves(str(store), sweep)
-    ev = curves[curves["split"] == "eval"]
-    return [tuple(r) for r in ev[["lineage_id", "branch", "step", "weights"]].astype(
+    curves = load_curve_rows(str(store), sweep, split="eval")
+    return [tuple(r) for r in curves[["lineage_id", "branch", "step", "weights"]].astype(
         {"lineage_id": str, "branch": str, "weights": str}).itertuples(index=False)]
 
 
@@ -103,39 +94,55 @@ def test_linreg_sweep_writes_every_row_exactly_once_and_query_matches_pandas(tmp
     spec = write_spec(tmp_path)
     out = lrsweep("run", str(spec), "--quiet")
     assert out.returncode == 0, out.stderr[-3000:]
+    store = str(tmp_path / "store")
     keys = eval_keys(tmp_path / "store", "e2e")
     assert len(keys) == len(set(keys))  # nothing duplicated
     assert set(keys) == expected_eval_keys(spec)  # nothing lost, nothing extra
-    lineages = load_lineages(str(tmp_path / "store"), "e2e")
-    assert set(lineages["status"]) == {"completed"}
-    # train rows: one per update of every branch
-    curves = load_curves(str(tmp_path / "store"), "e2e")
-    train = curves[curves["split"] == "train"]
+    assert set(load_lineages(store, "e2e")["status"]) == {"completed"}
+    # train rows: one per update of every trunk and cooldown, stored once
+    runs = load_runs(store, "e2e")
+    train = load_curve_rows(store, "e2e", split="train")
     assert not train.duplicated(["lineage_id", "branch", "step"]).any()
-    assert len(train) == int(lineages["steps_trained"].sum())
+    assert len(train) == int(runs["steps_trained"].sum()) == plan(load_spec(spec)).planned_steps
     # `lrsweep query` returns the same final losses as the pandas API
-    sql = "SELECT lineage_id, branch, horizon, weights, loss FROM final_losses ORDER BY ALL"
-    q = lrsweep("query", "--store", str(tmp_path / "store"), "--format", "json", sql)
+    sql = "SELECT setting_id, branch, horizon, weights, loss FROM final_losses ORDER BY ALL"
+    q = lrsweep("query", "--store", store, "--format", "json", sql)
     assert q.returncode == 0, q.stderr
     from_sql = pd.DataFrame(json.loads(q.stdout))
-    from_pandas = (final_losses(str(tmp_path / "store"), "e2e")[["lineage_id", "branch", "horizon", "weights", "loss"]]
-                   .astype({"lineage_id": str, "branch": str, "weights": str})
-                   .sort_values(["lineage_id", "branch", "horizon", "weights", "loss"]).reset_index(drop=True))
+    from_pandas = (final_losses(store, "e2e")[["setting_id", "branch", "horizon", "weights", "loss"]]
+                   .astype({"setting_id": str, "branch": str, "weights": str})
+                   .sort_values(["setting_id", "branch", "horizon", "weights", "loss"]).reset_index(drop=True))
     pd.testing.assert_frame_equal(from_sql, from_pandas, check_dtype=False)
-    # `lrsweep status` counts what the store holds; `lrsweep export` gives one curve as step,lr,loss
-    status = json.loads(lrsweep("status", "--store", str(tmp_path / "store"), "--json").stdout)
-    assert status[0]["completed"] == lineages["lineage_id"].nunique() and status[0]["pending"] == 0
-    cosine = lineages[(lineages["schedule"] == "cosine")].iloc[0]
-    csv = lrsweep("export", "e2e", cosine["lineage_id"][:8], "--store", str(tmp_path / "store"))
+    # `lrsweep status` counts what the store holds
+    status = json.loads(lrsweep("status", "--store", store, "--json").stdout)
+    assert status[0]["completed"] == runs["lineage_id"].nunique() and status[0]["pending"] == 0
+    # `lrsweep export` gives a WHOLE WSD curve: the shared trunk's rows before the fork, then the cooldown
+    lineages = load_lineages(store, "e2e")
+    wsd = lineages[(lineages["schedule"] == "wsd") & (lineages["peak_lr"] == 0.05)].sort_values("fork_step").iloc[-1]
+    csv = lrsweep("export", "e2e", wsd["lineage_id"][:8], "--branch", wsd["branch"], "--store", store)
     assert csv.returncode == 0, csv.stderr
     exported = pd.read_csv(__import__("io").StringIO(csv.stdout))
-    mine = train[(train["lineage_id"] == cosine["lineage_id"])].sort_values("step")
+    mine = train[train["lineage_id"] == wsd["lineage_id"]]
+    whole = pd.concat([mine[(mine["branch"] == "trunk") & (mine["step"] < wsd["fork_step"])],
+                       mine[mine["branch"] == wsd["branch"]]]).sort_values("step")
     assert list(exported.columns) == ["step", "lr", "loss"]
-    assert exported["step"].tolist() == mine["step"].tolist()
-    assert exported["loss"].tolist() == pytest.approx(mine["loss"].tolist(), rel=1e-8)  # CSV keeps 10 digits
-    # a rerun trains nothing
+    assert exported["step"].tolist() == whole["step"].tolist() == list(range(80))
+    assert exported["loss"].tolist() == pytest.approx(whole["loss"].tolist(), rel=1e-8)  # CSV keeps 10 digits
+    # a driver killed during its final compaction leaves fragments behind (here: one rewritten);
+    # a rerun trains nothing and finishes the compaction
+    from orchestrator.store import ResultsStore
+
+    results = ResultsStore(store)
+    before = load_curve_rows(store, "e2e")
+    mine = before[(before["lineage_id"] == wsd["lineage_id"]) & (before["branch"] == "trunk")]
+    seg = mine[((mine["split"] == "train") & (mine["step"] < 32)) | ((mine["split"] == "eval") & (mine["step"] <= 32))]
+    results.write_curves("e2e", wsd["lineage_id"], "trunk", "0000000000-0000000032",
+                         seg.drop(columns=["sweep_id"]).to_dict("records"))
+    assert len(results.snapshot("curves", "e2e").partitions["e2e"].fragments) == 1
     again = lrsweep("run", str(spec), "--quiet")
-    assert again.returncode == 0 and "already done" in again.stdout and "nothing new to run" in again.stdout
+    assert again.returncode == 0 and "nothing new to run" in again.stdout and "(0 steps)" in again.stdout
+    assert results.snapshot("curves", "e2e").partitions["e2e"].fragments == []
+    pd.testing.assert_frame_equal(load_curve_rows(store, "e2e"), before)
 
 
 def test_diverging_lr_is_recorded_while_the_rest_complete(tmp_path):
@@ -147,18 +154,76 @@ def test_diverging_lr_is_recorded_while_the_rest_complete(tmp_path):
     assert by_lr == {0.05: {"completed"}, 5.0: {"diverged"}}
 
 
-def test_edited_spec_runs_only_what_is_new_and_refuses_invalidating_edits(tmp_path):
+def plan_json(spec: Path) -> dict:
+    out = lrsweep("plan", str(spec), "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def fork(branch: str) -> int:
+    return int(branch.rsplit("@", 1)[1])
+
+
+def test_extending_a_sweep_trains_only_what_is_missing_and_equals_a_fresh_run(tmp_path):
+    """Horizons [40, 80] -> [40, 80, 160] -> [40, 60, 80, 160]: plan --json reports the steps the
+    minimum needs, and after each rerun every stored row (every averager too) is bit-identical to
+    a fresh run of the final spec, none twice."""
+    spec = write_spec(tmp_path, name="ext", lrs="[0.05]", horizons="[40, 80]")
+    assert lrsweep("run", str(spec), "--quiet").returncode == 0
+    write_spec(tmp_path, name="ext", lrs="[0.05]", horizons="[40, 80, 160]")
+    p = plan_json(spec)
+    # stored: the constant/WSD trunk to 80 + cooldowns 8 and 16, cosine 40 and 80, polynomial to 80.
+    # To run: the trunk 80 -> 160 from its checkpoint at 80 + the cooldown 128 -> 160 (its SWA window
+    # starts at 80: nothing to replay), cosine 160, polynomial 80 -> 160.
+    assert (p["stored_steps"], p["run_steps"], p["replay_steps"]) == (80 + 24 + 120 + 80, 80 + 32 + 160 + 80, 0)
+    assert p["planned_steps"] == 160 + (8 + 16 + 32) + (40 + 80 + 160) + 160
+    out = lrsweep("run", str(spec), "--quiet")
+    assert out.returncode == 0 and "(352 steps)" in out.stdout, out.stdout + out.stderr[-2000:]
+    write_spec(tmp_path, name="ext", lrs="[0.05]", horizons="[40, 60, 80, 160]")
+    p = plan_json(spec)
+    # horizon 60: the constant eval at 60 and the fork at 48 need the SWA window of 60 (updates
+    # after 30): no kept checkpoint <= 30 (the grid keeps 32, 64, 128), so the trunk replays
+    # 0 -> 60 (the same for the polynomial trunk); then the cooldown 48 -> 60 and cosine 60.
+    assert (p["run_steps"], p["replay_steps"]) == (60 + 12 + 60 + 60, 60 + 60)
+    assert lrsweep("run", str(spec), "--quiet").returncode == 0
+    assert plan_json(spec)["run_steps"] == 0
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    spec_fresh = write_spec(fresh, name="ext", lrs="[0.05]", horizons="[40, 60, 80, 160]")
+    assert lrsweep("run", str(spec_fresh), "--quiet").returncode == 0
+    key = ["lineage_id", "branch", "step", "split", "weights"]
+    extended = load_curve_rows(str(tmp_path / "store"), "ext")
+    scratch = load_curve_rows(str(fresh / "store"), "ext")
+    assert not extended.duplicated(key).any() and len(extended) == len(scratch)
+    both = extended.merge(scratch, on=key, suffixes=("", "_fresh"))
+    assert len(both) == len(scratch)
+    assert (both["loss"] == both["loss_fresh"]).all() and (both["lr"] == both["lr_fresh"]).all()
+    pd.testing.assert_frame_equal(final_losses(str(tmp_path / "store"), "ext"),
+                                  final_losses(str(fresh / "store"), "ext"))
+    # the constant schedule's curve and the WSD cooldowns' prefixes are the trunk's stored rows
+    curves = load_curves(str(tmp_path / "store"), "ext", split="train")
+    cw = curves.loc[curves["family"] == "wsd", "lineage_id"].iloc[0]
+    trunk = extended[(extended["lineage_id"] == cw) & (extended["branch"] == "trunk") & (extended["split"] == "train")]
+    assert len(trunk) == 160  # stored once, not once per schedule
+    stored = trunk.set_index("step")["loss"]
+    for (family, branch), rows in curves[curves["lineage_id"] == cw].groupby(["family", "branch"]):
+        end = 160 if family == "constant" else fork(branch)
+        prefix = rows[rows["step"] < end].set_index("step")["loss"]
+        assert len(prefix) == end and (prefix == stored.loc[prefix.index]).all(), (family, branch)
+
+
+def test_removing_results_needs_force_which_retrains_only_what_it_deletes(tmp_path):
     spec = write_spec(tmp_path, name="edit", lrs="[0.05]")
     assert lrsweep("run", str(spec), "--quiet").returncode == 0
-    before = load_lineages(str(tmp_path / "store"), "edit")[["lineage_id", "branch", "finished_at"]]
+    before = load_runs(str(tmp_path / "store"), "edit")[["lineage_id", "branch", "finished_at"]]
     write_spec(tmp_path, name="edit", lrs="[0.05, 0.1]")  # a new LR: only new lineages run
     out = lrsweep("run", str(spec), "--quiet")
     assert out.returncode == 0, out.stderr[-2000:]
-    after = load_lineages(str(tmp_path / "store"), "edit")
+    after = load_runs(str(tmp_path / "store"), "edit")
     kept = after.merge(before, on=["lineage_id", "branch"], suffixes=("", "_before"))
     assert len(kept) == len(before) and (kept["finished_at"] == kept["finished_at_before"]).all()
     assert after["lineage_id"].nunique() == 2 * before["lineage_id"].nunique()
-    write_spec(tmp_path, name="edit", lrs="[0.05, 0.1]", horizons="[40, 60]")  # changes old lineages
+    write_spec(tmp_path, name="edit", lrs="[0.05, 0.1]", horizons="[40]")  # removes horizon 80
     refused = lrsweep("run", str(spec), "--quiet")
     assert refused.returncode == 2
     assert len(refused.stderr.strip().splitlines()) == 1 and "--force" in refused.stderr
@@ -166,6 +231,10 @@ def test_edited_spec_runs_only_what_is_new_and_refuses_invalidating_edits(tmp_pa
     assert forced.returncode == 0, forced.stderr[-2000:]
     keys = eval_keys(tmp_path / "store", "edit")
     assert len(keys) == len(set(keys)) and set(keys) == expected_eval_keys(spec)
+    # the cosine run at 40 was not touched; every lineage that stored horizon 80 was replaced
+    now = before.merge(load_runs(str(tmp_path / "store"), "edit"), on=["lineage_id", "branch"])
+    untouched = now[now["finished_at_x"] == now["finished_at_y"]]
+    assert len(now) == 4 and untouched["rule"].tolist() == ["cosine"]
 
 
 @pytest.mark.slow
@@ -180,9 +249,10 @@ def test_driver_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path):
     done = set()
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        if (store / "lineages").exists():
+        if (store / "runs").exists():
             try:
-                done = set(load_lineages(str(store), "kill")["lineage_id"])
+                runs = load_runs(str(store), "kill")
+                done = set(runs.loc[runs["branch"] == "trunk", "lineage_id"])
             except Exception:  # noqa: BLE001 - store still empty
                 done = set()
         if len(done) >= 2:
@@ -190,15 +260,15 @@ def test_driver_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 2 <= len(done) < len(plan(load_spec(spec)).lineages)
-    finished_before = load_lineages(str(store), "kill").set_index(["lineage_id", "branch"])["finished_at"]
+    finished_before = load_runs(str(store), "kill").set_index(["lineage_id", "branch"])["finished_at"]
     out = lrsweep("run", str(spec), "--quiet")
     assert out.returncode == 0, out.stderr[-3000:]
     keys = eval_keys(store, "kill")
     assert len(keys) == len(set(keys)) and set(keys) == expected_eval_keys(spec)
-    curves = load_curves(str(store), "kill")
-    train = curves[curves["split"] == "train"]
+    train = load_curve_rows(str(store), "kill", split="train")
     assert not train.duplicated(["lineage_id", "branch", "step"]).any()
-    after = load_lineages(str(store), "kill").set_index(["lineage_id", "branch"])["finished_at"]
+    assert len(train) == plan(load_spec(spec)).planned_steps
+    after = load_runs(str(store), "kill").set_index(["lineage_id", "branch"])["finished_at"]
     assert (after.loc[finished_before.index] == finished_before).all()  # not trained again
 
 
@@ -225,14 +295,17 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     killed = []
     while time.monotonic() < deadline and not killed:
         time.sleep(0.2)
-        if list(ckpts.glob("*/checkpoint.pt")):
+        if list(ckpts.glob("*/trunk/*.json")):
             for pid in _trial_worker_pids():
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
     assert killed, "no trial worker found to kill"
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
-    events = [json.loads(l) for l in (ckpts / "events.jsonl").read_text().splitlines()]
+    from orchestrator.store import ResultsStore
+    from orchestrator.trainable import read_events
+
+    events = read_events(ResultsStore(str(store)), "wk")
     assert any(e["event"] == "resumed" and e["step"] >= 500 for e in events)
     keys = eval_keys(store, "wk")
     assert len(keys) == len(set(keys)) and set(keys) == expected_eval_keys(spec)
@@ -267,7 +340,7 @@ steps = [20, 40]
 kind = "ema"
 half_life = 0.2
 [eval]
-log_points = 3
+points_per_decade = 2
 batches = 2
 [resources]
 cpu = 1
@@ -282,7 +355,7 @@ def test_tiny_char_gpt_sweep_writes_every_row_exactly_once(tmp_path):
     keys = eval_keys(tmp_path / "store", "tinygpt")
     assert len(keys) == len(set(keys)) and set(keys) == expected_eval_keys(spec)
     # schedule-free lineages also carry their evaluation point x at every eval step
-    curves = load_curves(str(tmp_path / "store"), "tinygpt")
+    curves = load_curve_rows(str(tmp_path / "store"), "tinygpt")
     lineages = load_lineages(str(tmp_path / "store"), "tinygpt")
     sf = set(lineages.loc[lineages["optimizer"] == "sf_adamw", "lineage_id"])
     x_rows = curves[(curves["weights"] == "x") & curves["lineage_id"].isin(sf)]

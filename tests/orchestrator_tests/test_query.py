@@ -21,8 +21,11 @@ import pytest
 from orchestrator.query import (
     connect,
     final_losses,
+    load_curve_rows,
     load_curves,
     load_lineages,
+    load_runs,
+    load_settings,
     load_sweeps,
     query_df,
     run_query,
@@ -35,15 +38,25 @@ UTC = dt.timezone.utc
 NAN = math.nan
 
 
-def lineage(lid: str, branch: str, horizons: list[int], status: str = "completed", **kw) -> dict:
+def setting(sid: str, lid: str, branch: str, horizons: list[int], family: str = "cosine", **kw) -> dict:
     row = dict(
-        lineage_id=lid, branch=branch, parent=None, fork_step=None, setting_id=f"set-{lid}",
-        family=kw.pop("family", "cosine"), workload="shakespeare-char", model_size="tiny",
-        n_params=850_000, optimizer="adamw", optimizer_params="{}", schedule="cosine",
-        schedule_params="{}", peak_lr=3e-3, warmup=10, batch_size=32, seed=0,
-        tokens_per_step=1000, horizons=horizons, max_step=max(horizons, default=160),
-        status=status, error=None, wall_time_s=1.5, steps_trained=200, tokens_trained=200_000,
-        flops_trained=1e12, finished_at=dt.datetime(2025, 1, 1, tzinfo=UTC),
+        setting_id=sid, lineage_id=lid, branch=branch, fork_step=None, horizons=horizons, family=family,
+        workload="shakespeare-char", model_size="tiny", n_params=850_000, optimizer="adamw", optimizer_params="{}",
+        schedule=family, schedule_params="{}", peak_lr=3e-3, warmup=10, batch_size=32, seed=0,
+        tokens_per_step=1000,
+    )  # fmt: skip
+    row.update(kw)
+    return row
+
+
+def run(lid: str, branch: str, max_step: int, status: str = "completed", **kw) -> dict:
+    row = dict(
+        lineage_id=lid, branch=branch, parent=None if branch == "trunk" else "trunk", fork_step=kw.pop("fork_step", None),
+        rule="cosine", rule_params="{}", cooldown_shape=None, final_fraction=None, workload="shakespeare-char",
+        model_size="tiny", n_params=850_000, optimizer="adamw", optimizer_params="{}", peak_lr=3e-3, warmup=10,
+        batch_size=32, seed=0, tokens_per_step=1000, max_step=max_step, status=status, error=None, wall_time_s=1.5,
+        steps_trained=max_step, tokens_trained=max_step * 1000, flops_trained=1e12, replayed_steps=0,
+        finished_at=dt.datetime(2025, 1, 1, tzinfo=UTC),
     )  # fmt: skip
     row.update(kw)
     return row
@@ -60,65 +73,71 @@ def train(lid: str, branch: str, step: int, loss: float) -> dict:
     return {**ev(lid, branch, step, "raw", loss), "split": "train"}
 
 
+WSD100, WSD200 = "h=100/1-sqrt@80", "h=200/1-sqrt@160"
+
+
 def build(store: ResultsStore, sweep_id: str = "s1") -> None:
-    """Five lineages whose final losses are written out by hand in EXPECTED."""
+    """Lineages whose final losses and whole curves are written out by hand below."""
     curves = {
         # cosine at one horizon: eval raw + ema at 50 and 100. A train row at 100 must not count.
-        ("cos", "main"): [
-            ev("cos", "main", 50, "raw", 3.5), ev("cos", "main", 50, "ema@0.1", 3.4),
-            ev("cos", "main", 100, "raw", 3.0), ev("cos", "main", 100, "ema@0.1", 2.9),
-            train("cos", "main", 100, 9.9),
+        ("cos", "trunk"): [
+            ev("cos", "trunk", 50, "raw", 3.5), ev("cos", "trunk", 50, "ema@0.1", 3.4),
+            ev("cos", "trunk", 100, "raw", 3.0), ev("cos", "trunk", 100, "ema@0.1", 2.9),
+            train("cos", "trunk", 0, 5.0), train("cos", "trunk", 100, 9.9),
         ],
-        # WSD: trunk evals never count (no horizons); each cooldown branch answers its horizon.
-        ("wsd", "trunk"): [ev("wsd", "trunk", s, "raw", 4.0 - s / 100) for s in (50, 100, 150)],
-        ("wsd", "h=100"): [ev("wsd", "h=100", 100, "raw", 2.8)],
-        ("wsd", "h=200"): [ev("wsd", "h=200", 100, "raw", 9.0), ev("wsd", "h=200", 200, "raw", 2.5)],
-        # constant + averagers at two horizons; "swa@100" only exists at step 100.
-        ("const", "main"): [
-            ev("const", "main", 100, "raw", 3.2), ev("const", "main", 100, "ema@0.1", 3.1),
-            ev("const", "main", 100, "swa@100", 3.05),
-            ev("const", "main", 200, "raw", 2.9), ev("const", "main", 200, "ema@0.1", 2.7),
+        # one constant trunk shared by the constant setting (answers 100, 200) and a WSD setting
+        # (its cooldowns answer 100 and 200); "swa@100" only exists at step 100.
+        ("cw", "trunk"): [
+            ev("cw", "trunk", 50, "raw", 3.6), ev("cw", "trunk", 100, "raw", 3.2),
+            ev("cw", "trunk", 100, "ema@0.1", 3.1), ev("cw", "trunk", 100, "swa@100", 3.05),
+            ev("cw", "trunk", 150, "raw", 3.0), ev("cw", "trunk", 200, "raw", 2.9),
+            ev("cw", "trunk", 200, "ema@0.1", 2.7),
+            train("cw", "trunk", 0, 5.0), train("cw", "trunk", 79, 4.0), train("cw", "trunk", 80, 3.9),
+            train("cw", "trunk", 159, 3.5), train("cw", "trunk", 160, 3.4), train("cw", "trunk", 199, 3.0),
         ],
+        ("cw", WSD100): [ev("cw", WSD100, 100, "raw", 2.8), train("cw", WSD100, 80, 3.9), train("cw", WSD100, 99, 2.9)],
+        ("cw", WSD200): [ev("cw", WSD200, 180, "raw", 9.0), ev("cw", WSD200, 200, "raw", 2.5),
+                         train("cw", WSD200, 160, 3.4)],
         # diverged before step 100: NaN at both horizons for every weights it evaluated.
-        ("div", "main"): [ev("div", "main", 50, "raw", 6.0), ev("div", "main", 50, "ema@0.1", 5.0)],
+        ("div", "trunk"): [ev("div", "trunk", 50, "raw", 6.0), ev("div", "trunk", 50, "ema@0.1", 5.0)],
     }  # fmt: skip
     for (lid, branch), rows in curves.items():
-        store.write_curves(sweep_id, lid, branch, "0", rows)
-    store.write_lineage(
-        sweep_id,
-        [
-            lineage("cos", "main", [100]),
-            lineage("wsd", "trunk", [], family="wsd", schedule="wsd"),
-            lineage(
-                "wsd", "h=100", [100], family="wsd", schedule="wsd", parent="trunk", fork_step=80
-            ),
-            lineage(
-                "wsd", "h=200", [200], family="wsd", schedule="wsd", parent="trunk", fork_step=160
-            ),
-            lineage("const", "main", [100, 200], family="constant", schedule="constant"),
-            lineage("div", "main", [100, 200], "diverged", error="loss 5x first loss at step 61"),
-            lineage("dead", "main", [100], "failed", error="OOM"),  # no curve rows at all
-        ],
-    )
+        store.write_curves(sweep_id, lid, branch, "0000000000-0000000200", rows)
+    store.write_runs(sweep_id, [
+        run("cos", "trunk", 100), run("cw", "trunk", 200, rule="constant"),
+        run("cw", WSD100, 100, fork_step=80, rule="constant"), run("cw", WSD200, 200, fork_step=160, rule="constant"),
+        run("div", "trunk", 61, "diverged", rule="polynomial", error="loss 5x first loss at step 60"),
+        run("dead", "trunk", 0, "failed", error="OOM"),  # no curve rows at all
+    ])  # fmt: skip
+    store.write_settings(sweep_id, [
+        setting("S-cos", "cos", "trunk", [100]),
+        setting("S-const", "cw", "trunk", [100, 200], family="constant"),
+        setting("S-wsd", "cw", WSD100, [100], family="wsd", fork_step=80),
+        setting("S-wsd", "cw", WSD200, [200], family="wsd", fork_step=160),
+        setting("S-div", "div", "trunk", [100, 200], family="polynomial"),
+        setting("S-dead", "dead", "trunk", [100]),
+        setting("S-pend", "later", "trunk", [100], family="constant", seed=1),  # planned, never run yet
+    ])  # fmt: skip
     store.write_sweep(sweep_id, name="demo", spec_text="x = 1\n", plan_json="{}", code_version="t")
 
 
-# (lineage, branch, horizon, weights, loss, status): written out by hand from build().
+# (setting, branch, horizon, weights, loss, status): written out by hand from build().
 EXPECTED = [
-    ("const", "main", 100, "ema@0.1", 3.1, "completed"),
-    ("const", "main", 100, "raw", 3.2, "completed"),
-    ("const", "main", 100, "swa@100", 3.05, "completed"),
-    ("const", "main", 200, "ema@0.1", 2.7, "completed"),
-    ("const", "main", 200, "raw", 2.9, "completed"),
-    ("cos", "main", 100, "ema@0.1", 2.9, "completed"),
-    ("cos", "main", 100, "raw", 3.0, "completed"),
-    ("dead", "main", 100, "raw", NAN, "failed"),
-    ("div", "main", 100, "ema@0.1", NAN, "diverged"),
-    ("div", "main", 100, "raw", NAN, "diverged"),
-    ("div", "main", 200, "ema@0.1", NAN, "diverged"),
-    ("div", "main", 200, "raw", NAN, "diverged"),
-    ("wsd", "h=100", 100, "raw", 2.8, "completed"),
-    ("wsd", "h=200", 200, "raw", 2.5, "completed"),
+    ("S-const", "trunk", 100, "ema@0.1", 3.1, "completed"),
+    ("S-const", "trunk", 100, "raw", 3.2, "completed"),
+    ("S-const", "trunk", 100, "swa@100", 3.05, "completed"),
+    ("S-const", "trunk", 200, "ema@0.1", 2.7, "completed"),
+    ("S-const", "trunk", 200, "raw", 2.9, "completed"),
+    ("S-cos", "trunk", 100, "ema@0.1", 2.9, "completed"),
+    ("S-cos", "trunk", 100, "raw", 3.0, "completed"),
+    ("S-dead", "trunk", 100, "raw", NAN, "failed"),
+    ("S-div", "trunk", 100, "ema@0.1", NAN, "diverged"),
+    ("S-div", "trunk", 100, "raw", NAN, "diverged"),
+    ("S-div", "trunk", 200, "ema@0.1", NAN, "diverged"),
+    ("S-div", "trunk", 200, "raw", NAN, "diverged"),
+    ("S-pend", "trunk", 100, "raw", NAN, "pending"),
+    ("S-wsd", WSD100, 100, "raw", 2.8, "completed"),
+    ("S-wsd", WSD200, 200, "raw", 2.5, "completed"),
 ]
 
 
@@ -130,7 +149,7 @@ def store(tmp_path: Path) -> ResultsStore:
 
 
 def _rows(frame: pd.DataFrame) -> list[tuple]:
-    cols = ["lineage_id", "branch", "horizon", "weights", "loss", "status"]
+    cols = ["setting_id", "branch", "horizon", "weights", "loss", "status"]
     return [tuple(r) for r in frame[cols].itertuples(index=False, name=None)]
 
 
@@ -144,20 +163,16 @@ def _same(a: list[tuple], b: list[tuple]) -> bool:
 def sql_final(store, where: str = "") -> pd.DataFrame:
     return query_df(
         store,
-        f"SELECT * FROM final_losses {where} ORDER BY sweep_id, lineage_id, branch, horizon, weights",
+        f"SELECT * FROM final_losses {where} ORDER BY sweep_id, setting_id, lineage_id, branch, horizon, weights",
     )
 
 
 def test_final_losses_equal_the_hand_computed_table(store):
     frame = final_losses(store)
     assert _same(_rows(frame), EXPECTED)
-    wsd = frame[frame["branch"] == "h=200"].iloc[0]
-    assert (wsd["tokens"], wsd["fork_step"], wsd["parent"], wsd["family"]) == (
-        200_000,
-        160,
-        "trunk",
-        "wsd",
-    )
+    wsd = frame[frame["branch"] == WSD200].iloc[0]
+    assert (wsd["tokens"], wsd["fork_step"], wsd["parent"], wsd["family"], wsd["lineage_id"]) == (
+        200_000, 160, "trunk", "wsd", "cw")
     assert frame["flops"].iloc[0] == 100 * 1e6
 
 
@@ -166,9 +181,40 @@ def test_sql_view_equals_pandas_exactly(store):
     assert _same(_rows(sql_final(store)), EXPECTED)
 
 
+def test_curves_are_whole_the_shared_trunk_is_stored_once(store):
+    rows = load_curves(store, "s1", split="train")
+    def steps(sid, branch):
+        sel = rows[(rows["setting_id"] == sid) & (rows["branch"] == branch)]
+        return list(zip(sel["step"], sel["loss"], strict=True))
+    # a cooldown reads the trunk's rows before its fork, then its own
+    assert steps("S-wsd", WSD100) == [(0, 5.0), (79, 4.0), (80, 3.9), (99, 2.9)]
+    assert steps("S-wsd", WSD200) == [(0, 5.0), (79, 4.0), (80, 3.9), (159, 3.5), (160, 3.4)]
+    # the constant setting is the trunk up to its longest horizon; cosine stops at 100 too
+    assert steps("S-const", "trunk") == [(0, 5.0), (79, 4.0), (80, 3.9), (159, 3.5), (160, 3.4), (199, 3.0)]
+    assert steps("S-cos", "trunk") == [(0, 5.0)]
+    evals = load_curves(store, "s1", split="eval", setting_id="S-wsd", branch=WSD200, weights="raw")
+    assert list(zip(evals["step"], evals["loss"], strict=True)) == [
+        (50, 3.6), (100, 3.2), (150, 3.0), (180, 9.0), (200, 2.5)]  # trunk evals <= 160, then its own
+    # ...while the rows are stored once: 6 trunk train rows, not once per setting
+    stored = load_curve_rows(store, "s1", lineage_id="cw", branch="trunk", split="train")
+    assert len(stored) == 6
+
+
+def test_lineages_view_joins_settings_with_their_runs(store):
+    lin = load_lineages(store, "s1")
+    got = {(r.setting_id, r.branch): r.status for r in lin.itertuples()}
+    assert got == {("S-cos", "trunk"): "completed", ("S-const", "trunk"): "completed",
+                   ("S-wsd", WSD100): "completed", ("S-wsd", WSD200): "completed",
+                   ("S-div", "trunk"): "diverged", ("S-dead", "trunk"): "failed", ("S-pend", "trunk"): "pending"}
+    assert list(lin.loc[lin["branch"] == WSD200, "horizons"].iloc[0]) == [200]
+    runs = load_runs(store, "s1")
+    assert len(runs) == 6 and set(runs["rule"]) == {"cosine", "constant", "polynomial"}
+    assert len(load_settings(store, "s1")) == 7
+
+
 def test_sql_equals_pandas_after_compaction_and_per_sweep(store):
     build(store, "s2")
-    store.write_curves("s2", "cos", "main", "0", [ev("cos", "main", 100, "raw", 1.0)])  # s2 differs
+    store.write_curves("s2", "cos", "trunk", "0000000000-0000000200", [ev("cos", "trunk", 100, "raw", 1.0)])
     store.compact("s1")
     both = final_losses(store)
     pd.testing.assert_frame_equal(sql_final(store), both)
@@ -181,26 +227,22 @@ def test_sql_equals_pandas_after_compaction_and_per_sweep(store):
 
 def test_loaders_filter_and_sort(store):
     frame = load_curves(
-        store, "s1", split="eval", weights=["ema@0.1", "swa@100"], lineage_id="const"
+        store, "s1", split="eval", weights=["ema@0.1", "swa@100"], setting_id="S-const"
     )
     assert list(zip(frame["step"], frame["weights"], frame["loss"], strict=True)) == [
         (100, "ema@0.1", 3.1), (200, "ema@0.1", 2.7), (100, "swa@100", 3.05),
     ]  # fmt: skip
-    assert len(load_curves(store)) == 18
+    assert len(load_curve_rows(store)) == 27
     lin = load_lineages(store, "s1")
     assert list(zip(lin["lineage_id"], lin["branch"], strict=True))[:3] == [
-        ("const", "main"),
-        ("cos", "main"),
-        ("dead", "main"),
-    ]
-    assert list(lin.loc[lin["branch"] == "h=200", "horizons"].iloc[0]) == [200]
+        ("cos", "trunk"), ("cw", WSD100), ("cw", WSD200)]
     assert load_sweeps(store)["name"].tolist() == ["demo"]
     with pytest.raises(StoreError, match=r"load_curves filter 'stp' is not a curves column"):
         load_curves(store, stp=3)
 
 
 def test_run_query_csv_and_json_parse_back_to_the_same_values(store):
-    sql = "SELECT * FROM final_losses JOIN (SELECT sweep_id, lineage_id, branch, horizons, finished_at FROM lineages) USING (sweep_id, lineage_id, branch) ORDER BY lineage_id, branch, horizon, weights"
+    sql = "SELECT * FROM final_losses JOIN (SELECT sweep_id, setting_id, lineage_id, branch, horizons, finished_at FROM lineages) USING (sweep_id, setting_id, lineage_id, branch) ORDER BY setting_id, branch, horizon, weights"
     want = query_df(store, sql)
     records = json.loads(run_query(store, sql, "json"))
     rows = list(csv.DictReader(io.StringIO(run_query(store, sql, "csv"))))
@@ -211,7 +253,10 @@ def test_run_query_csv_and_json_parse_back_to_the_same_values(store):
             if column == "horizons":
                 assert got_json == json.loads(got_csv) == list(value)
             elif column == "finished_at":
-                assert pd.Timestamp(got_json) == pd.Timestamp(got_csv) == value
+                if pd.isna(value):
+                    assert got_json is None and got_csv == ""
+                else:
+                    assert pd.Timestamp(got_json) == pd.Timestamp(got_csv) == value
             elif isinstance(value, float) and math.isnan(value):
                 assert got_json is None and got_csv == ""
             elif isinstance(value, float):
@@ -223,18 +268,18 @@ def test_run_query_csv_and_json_parse_back_to_the_same_values(store):
 
 
 def test_run_query_table_format(store):
-    text = run_query(store, "SELECT lineage_id, loss FROM final_losses WHERE branch = 'h=100'")
+    text = run_query(store, f"SELECT lineage_id, loss FROM final_losses WHERE branch = '{WSD100}'")
     assert text.splitlines() == [
         "lineage_id  loss",
         "----------  ----",
-        "wsd          2.8",
+        "cw           2.8",
         "(1 row)",
     ]
 
 
 def test_aggregates_render_as_numbers(store):
-    out = json.loads(run_query(store, "SELECT sum(step) AS s, count(*) AS n FROM curves", "json"))
-    assert out == [{"s": sum(r["step"] for r in load_curves(store).to_dict("records")), "n": 18}]
+    out = json.loads(run_query(store, "SELECT sum(step) AS s, count(*) AS n FROM curve_rows", "json"))
+    assert out == [{"s": sum(r["step"] for r in load_curve_rows(store).to_dict("records")), "n": 27}]
 
 
 def test_file_uri_root_gives_the_same_answers(store):
@@ -248,34 +293,30 @@ def test_non_local_filesystem_reads_through_arrow_datasets(store):
     remote = ResultsStore(f"/lrsweep-test-{id(store)}", filesystem=mem)
     build(remote)
     remote.compact("s1", ("curves",))
-    remote.write_curves("s1", "cos", "main", "0", [ev("cos", "main", 100, "raw", 1.5)])  # shadows
+    remote.write_curves("s1", "cos", "trunk", "0000000000-0000000200",
+                        [ev("cos", "trunk", 100, "raw", 1.5)])  # shadows its merged copy
     assert not remote.is_local
     local_frame = final_losses(store)
-    local_frame.loc[
-        (local_frame["lineage_id"] == "cos") & (local_frame["weights"] == "raw"), "loss"
-    ] = 1.5
-    local_frame = local_frame[
-        ~((local_frame["lineage_id"] == "cos") & (local_frame["weights"] != "raw"))
-    ]
+    is_cos = local_frame["lineage_id"] == "cos"
+    local_frame.loc[is_cos & (local_frame["weights"] == "raw"), "loss"] = 1.5
+    local_frame = local_frame[~(is_cos & (local_frame["weights"] != "raw"))]
     pd.testing.assert_frame_equal(final_losses(remote), local_frame.reset_index(drop=True))
     pd.testing.assert_frame_equal(sql_final(remote), final_losses(remote))
-    assert (
-        remote.completed_lineages("s1")
-        == store.completed_lineages("s1")
-        == {"cos", "const", "div", "wsd"}
-    )
 
 
-def test_connect_exposes_the_four_views(store):
+def test_connect_exposes_the_views(store):
     con = connect(store)
     try:
         counts = {
             v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0]
-            for v in ("curves", "lineages", "sweeps", "final_losses")
+            for v in ("curves", "curve_rows", "lineages", "runs", "settings", "sweeps", "final_losses")
         }
     finally:
         con.close()
-    assert counts == {"curves": 18, "lineages": 7, "sweeps": 1, "final_losses": len(EXPECTED)}
+    # whole curves: cos 5 (not its train row at 100), const 13, WSD 100: 3 trunk rows before 80 + its
+    # 3, WSD 200: 9 trunk rows before 160 + its 3, div 2
+    assert counts == {"curves": 5 + 13 + 6 + 12 + 2, "curve_rows": 27, "lineages": 7, "runs": 6, "settings": 7,
+                      "sweeps": 1, "final_losses": len(EXPECTED)}
 
 
 def test_errors_are_one_clear_line(tmp_path, store):
@@ -312,13 +353,13 @@ def test_query_process_imports_neither_pandas_nor_torch(tmp_path):
     # Exercise every view-building path: fragments, compacted rows shadowed by a rewritten
     # fragment, and tables with no files (typed empty views).
     s = ResultsStore(str(tmp_path / "r"))
-    s.write_curves("s1", "cos", "main", "0", [ev("cos", "main", 100, "raw", 3.0)])
-    s.write_curves("s1", "cos", "main", "1", [ev("cos", "main", 200, "raw", 2.0)])
+    s.write_curves("s1", "cos", "trunk", "0", [ev("cos", "trunk", 100, "raw", 3.0)])
+    s.write_curves("s1", "cos", "trunk", "1", [ev("cos", "trunk", 200, "raw", 2.0)])
     s.compact("s1")
-    s.write_curves("s1", "cos", "main", "1", [ev("cos", "main", 200, "raw", 1.0)])
+    s.write_curves("s1", "cos", "trunk", "1", [ev("cos", "trunk", 200, "raw", 1.0)])
     code = (
         "import sys; from orchestrator.query import run_query; "
-        f"out = run_query({s.base!r}, 'SELECT sum(loss) AS n FROM curves, (SELECT count(*) FROM final_losses)', 'csv'); "
+        f"out = run_query({s.base!r}, 'SELECT sum(loss) AS n FROM curve_rows, (SELECT count(*) FROM final_losses)', 'csv'); "
         "print(out.split()[1], sorted(m for m in ('pandas', 'torch', 'pyarrow.dataset') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -332,14 +373,14 @@ def test_union_by_name_reads_fragments_lacking_a_nullable_column(store):
 
     from orchestrator.store import CURVES
 
-    rows = [ev("zzz", "main", 100, "raw", 2.0)]
+    rows = [ev("zzz", "trunk", 100, "raw", 2.0)]
     table = pa.Table.from_pylist(rows, schema=CURVES.file_schema).drop_columns(["lr"])
-    pq.write_table(table, f"{store.partition_dir('curves', 's1')}/zzz__main__0.parquet")
+    pq.write_table(table, f"{store.partition_dir('curves', 's1')}/zzz__trunk__0.parquet")
     with pytest.raises(QueryError, match=r"query failed: .*lr"):
-        run_query(store, "SELECT count(lr) FROM curves")
+        run_query(store, "SELECT count(lr) FROM curve_rows")
     con = connect(store, union_by_name=True)
     try:
-        got = con.execute("SELECT count(*), count(lr) FROM curves").fetchone()
+        got = con.execute("SELECT count(*), count(lr) FROM curve_rows").fetchone()
     finally:
         con.close()
-    assert got == (19, 18)
+    assert got == (28, 27)

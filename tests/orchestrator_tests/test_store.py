@@ -54,14 +54,14 @@ def curve_rows(lineage: str, branch: str, steps: range, weights=("raw", "ema@0.0
     return rows
 
 
-def lineage_row(lineage: str, branch: str, status: str = "completed", horizons=(), **overrides):
+def run_row(lineage: str, branch: str, status: str = "completed", **overrides):
     row = dict(
-        lineage_id=lineage, branch=branch, parent=None, fork_step=None, setting_id=f"set-{lineage}",
-        family="cosine", workload="shakespeare-char", model_size="tiny", n_params=850_000,
-        optimizer="adamw", optimizer_params={"betas": [0.9, 0.95]}, schedule="cosine",
-        schedule_params={}, peak_lr=3e-3, warmup=10, batch_size=32, seed=0, tokens_per_step=4096,
-        horizons=list(horizons), max_step=max(horizons, default=0), status=status, error=None,
-        wall_time_s=12.5, steps_trained=200, tokens_trained=819_200, flops_trained=1.2e13,
+        lineage_id=lineage, branch=branch, parent=None, fork_step=None, rule="cosine",
+        rule_params={"final_fraction": 0.1, "horizon": 200}, cooldown_shape=None, final_fraction=None,
+        workload="shakespeare-char", model_size="tiny", n_params=850_000,
+        optimizer="adamw", optimizer_params={"betas": [0.9, 0.95]}, peak_lr=3e-3, warmup=10, batch_size=32,
+        seed=0, tokens_per_step=4096, max_step=200, status=status, error=None,
+        wall_time_s=12.5, steps_trained=200, tokens_trained=819_200, flops_trained=1.2e13, replayed_steps=0,
         finished_at=dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
     )  # fmt: skip
     row.update(overrides)
@@ -81,7 +81,7 @@ def expected(rows: list[dict], sweep_id: str) -> Counter:
 def sql_curves(store: ResultsStore) -> pd.DataFrame:
     con = connect(store)
     try:
-        return con.sql("SELECT * FROM curves").to_arrow_table().to_pandas()
+        return con.sql("SELECT * FROM curve_rows").to_arrow_table().to_pandas()
     finally:
         con.close()
 
@@ -205,12 +205,12 @@ def test_crash_between_write_and_rename_leaves_readers_seeing_no_partial_rows(st
 
 def test_compaction_preserves_the_multiset_of_rows_and_is_idempotent(store, two_lineages):
     want = expected(two_lineages, "s1")
-    assert store.compact("s1") == {"curves": 8, "lineages": 0}
+    assert store.compact("s1") == {"curves": 8, "runs": 0}
     assert files_in(store, "curves", "s1") == ["compacted.parquet"]
     assert multiset(store.read_table("curves")) == want
     assert multiset(sql_curves(store)) == want
     before = pq.read_table(f"{store.partition_dir('curves', 's1')}/compacted.parquet")
-    assert store.compact("s1") == {"curves": 0, "lineages": 0}
+    assert store.compact("s1") == {"curves": 0, "runs": 0}
     assert pq.read_table(f"{store.partition_dir('curves', 's1')}/compacted.parquet").equals(before)
     assert multiset(store.read_table("curves")) == want
 
@@ -289,54 +289,46 @@ def test_a_fragment_rewritten_after_compaction_wins_over_its_merged_copy(store, 
 
 
 def test_delete_lineage_removes_its_rows_from_fragments_and_compacted(store, two_lineages):
-    store.write_lineage(
-        "s1", [lineage_row("cos1", "main", horizons=[200]), lineage_row("wsd1", "trunk")]
-    )
+    store.write_runs("s1", [run_row("cos1", "main"), run_row("wsd1", "trunk")])
     store.compact("s1")
     store.write_curves("s1", "cos1", "main", "002", curve_rows("cos1", "main", range(300, 310)))
-    assert store.delete_lineage("s1", "cos1") == 3  # compacted curves, fragment, compacted lineages
+    assert store.delete_lineage("s1", "cos1") == 3  # compacted curves, fragment, compacted runs
     want = [r for r in two_lineages if r["lineage_id"] != "cos1"]
     assert multiset(store.read_table("curves")) == expected(want, "s1")
     assert multiset(sql_curves(store)) == expected(want, "s1")
-    assert store.read_table("lineages")["lineage_id"].to_pylist() == ["wsd1"]
+    assert store.read_table("runs")["lineage_id"].to_pylist() == ["wsd1"]
 
 
-def test_completed_lineages(store):
-    assert store.completed_lineages("s1") == set()  # nothing written yet: a fresh resume
-    store.write_lineage(
-        "s1",
-        [
-            lineage_row("done", "main", horizons=[100]),
-            lineage_row("wsd", "trunk"),
-            lineage_row("wsd", "h=100", "diverged", [100], parent="trunk", fork_step=80),
-            lineage_row("div", "main", "diverged", [100]),
-            lineage_row("half", "trunk"),
-            lineage_row(
-                "half", "h=100", "failed", [100], parent="trunk", fork_step=80, error="OOM"
-            ),
-            lineage_row("bad", "main", "failed", [100], error="NaN in step 3"),
-        ],
-    )
-    assert store.completed_lineages("s1") == {"done", "wsd", "div"}
-    store.compact("s1")
-    assert store.completed_lineages("s1") == {"done", "wsd", "div"}
-    store.write_lineage(
-        "s1", [lineage_row("half", "h=100", "completed", [100], parent="trunk", fork_step=80)]
-    )
-    assert store.completed_lineages("s1") == {"done", "wsd", "div", "half"}
-    assert store.completed_lineages("other") == set()
+@pytest.mark.parametrize("compact_first", [False, True])
+def test_truncate_drops_the_segments_from_a_step_on_and_keeps_replays(store, compact_first):
+    """What a crash left beyond the last checkpoint goes; what came before, other branches and
+    evaluations a replay added stay — whether in fragments or merged into the compacted file."""
+    segments = {"0000000000-0000000020": range(0, 20), "0000000020-0000000040": range(20, 40),
+                "0000000040-0000000050": range(40, 50)}
+    for key, steps in segments.items():
+        store.write_curves("s1", "L", "trunk", key, curve_rows("L", "trunk", steps))
+    replay = curve_rows("L", "trunk", range(30, 31), weights=("ema@9",))[1:]
+    store.write_curves("s1", "L", "trunk", "r0000000000-0000000030-abc", replay)
+    store.write_curves("s1", "L", "h=50/1-sqrt@40", "0000000040-0000000050",
+                       curve_rows("L", "h=50/1-sqrt@40", range(40, 50)))
+    if compact_first:
+        store.compact("s1")
+    store.truncate_curve("s1", "L", "trunk", 20)
+    got = store.read_table("curves").to_pylist()
+    trunk = sorted(r["step"] for r in got if r["branch"] == "trunk" and r["split"] == "train")
+    assert trunk == list(range(20))
+    assert [r["weights"] for r in got if r["branch"] == "trunk" and r["step"] == 30] == ["ema@9"]
+    assert sum(r["branch"] != "trunk" for r in got) == len(curve_rows("L", "x", range(40, 50)))
 
 
-def test_write_lineage_round_trips_every_column(store):
-    row = lineage_row("wsd", "h=100", "completed", [100], parent="trunk", fork_step=80)
-    store.write_lineage("s1", [row])
-    got = store.read_table("lineages").to_pylist()[0]
-    assert got == {
-        **row,
-        "sweep_id": "s1",
-        "optimizer_params": '{"betas":[0.9,0.95]}',
-        "schedule_params": "{}",
-    }
+def test_write_runs_round_trips_every_column(store):
+    row = run_row("wsd", "h=100/1-sqrt@80", "completed", parent="trunk", fork_step=80, rule="constant",
+                  rule_params={}, cooldown_shape="1-sqrt", final_fraction=0.0)
+    store.write_runs("s1", [row])
+    got = store.read_table("runs").to_pylist()[0]
+    assert got == {**row, "sweep_id": "s1", "optimizer_params": '{"betas":[0.9,0.95]}', "rule_params": "{}"}
+    store.write_runs("s1", [{**row, "status": "diverged"}])  # same key: replaced, not added
+    assert store.read_table("runs")["status"].to_pylist() == ["diverged"]
 
 
 def test_write_sweep_keeps_created_at_and_bumps_updated_at(store):
@@ -366,9 +358,10 @@ def test_file_uri_root_is_the_same_store_as_the_plain_path(store, two_lineages):
 
 
 def test_schema_version_mismatch_raises_a_clear_error(store, two_lineages):
-    Path(store.base, "_lrsweep.json").write_text(json.dumps({"schema_version": 2}))
+    Path(store.base, "_lrsweep.json").write_text(json.dumps({"schema_version": 1}))
     fresh = ResultsStore(store.root)
-    msg = rf"has schema version 2, but this lrsweep reads schema version {SCHEMA_VERSION}"
+    msg = (rf"has schema version 1, but this lrsweep reads schema version {SCHEMA_VERSION}; "
+           rf"migrate it with `lrsweep migrate --store {store.root}`")
     with pytest.raises(StoreError, match=msg):
         fresh.read_table("curves")
     with pytest.raises(StoreError, match=msg):
@@ -419,6 +412,6 @@ def test_store_module_does_not_import_torch_or_pandas():
 
 def test_naive_datetimes_are_taken_as_utc(store):
     naive = dt.datetime(2025, 5, 6, 7, 8, 9)
-    store.write_lineage("s1", [lineage_row("L", "main", finished_at=naive)])
-    got = store.read_table("lineages")["finished_at"][0].as_py()
+    store.write_runs("s1", [run_row("L", "trunk", finished_at=naive)])
+    got = store.read_table("runs")["finished_at"][0].as_py()
     assert got == naive.replace(tzinfo=UTC)

@@ -17,21 +17,23 @@ import numpy as np
 
 from trials.lineage import run_lineage
 from trials.lineage_spec import AveragerSpec, LineageSpec
+from trials.sinks import MemorySink
 
 CHECKPOINTS = tuple(2**k for k in range(10, 16))  # 1,024 .. 32,768 updates
 
 
 def risk_curve(*, gamma: float, averaged: bool, seed: int) -> dict[int, float]:
     spec = LineageSpec(
-        lineage_id=f"theory-{gamma}-{averaged}-{seed}", setting_id="theory", workload="linreg",
+        lineage_id=f"theory-{gamma}-{averaged}-{seed}", workload="linreg",
         workload_params={"dim": 400, "capacity": 2.0, "source": 4.0, "noise": 0.5},
-        optimizer="sgd", optimizer_params={}, peak_lr=0.3, schedule="polynomial",
-        schedule_params={"gamma": gamma, "t0": 10.0}, warmup=0, batch_size=4, seed=seed,
-        horizons=(CHECKPOINTS[-1],), eval_steps=CHECKPOINTS, log_every=10_000,
+        optimizer="sgd", optimizer_params={}, peak_lr=0.3, rule="polynomial",
+        rule_params={"gamma": gamma, "t0": 10.0}, warmup=0, batch_size=4, seed=seed,
+        trunk_end=CHECKPOINTS[-1], trunk_horizons=(CHECKPOINTS[-1],), eval_steps=CHECKPOINTS, log_every=10_000,
         averagers=(AveragerSpec(kind="poly", params={"q": 0.0}, label="avg"),) if averaged else (),
     )
-    rows: list[dict] = []
-    result = run_lineage(spec, report=lambda segment: rows.extend(segment.rows))
+    sink = MemorySink()
+    result = run_lineage(spec, sink=sink)
+    rows = sink.rows()
     assert result.status == "completed"
     weights = "avg" if averaged else "raw"
     return {r["step"]: r["loss"] for r in rows if r["split"] == "eval" and r["weights"] == weights}

@@ -1,30 +1,22 @@
-"""Schedule-free optimizers against their references, step by step, and the optimizer registry.
+"""Schedule-free AdamW/SGD against their references, step by step.
 
 References: the PyPI ``schedulefree`` 1.4.1 package (pinned in pyproject, ALGORITHMS-NOTES §1.9)
 and our own three-sequence twins in ``trials.optimizers._reference``. Both are driven with
-identical gradients. Tolerance: rtol 1e-5, atol 1e-6 in float32, the one the reference
-repository's own equivalence tests use (NOTES §1.3): the in-place and explicit forms differ by
-rounding only. Resuming from a state dict must be bit-exact.
+identical gradients. Against 1.4.1 the match is bit for bit (same operations in the same order;
+inner momentum and refined SF: test_optimizers_sf_adamw_variants.py); against the
+three-sequence twins the tolerance is rtol 1e-5, atol 1e-6 in float32, the one the reference
+repository's own equivalence tests use (NOTES §1.3). Resuming from a state dict is bit-exact.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 
 import pytest
 import schedulefree
 import torch
 
-from trials.errors import ConfigError
-from trials.optimizers import (
-    OPTIMIZERS,
-    RefinedScheduleFreeAdamW,
-    ScheduleFreeAdamW,
-    ScheduleFreeSGD,
-    build_optimizer,
-    is_schedule_free,
-)
+from trials.optimizers import RefinedScheduleFreeAdamW, ScheduleFreeAdamW, ScheduleFreeSGD
 from trials.optimizers._reference import ScheduleFreeAdamWReference, ScheduleFreeSGDReference
 
 SHAPES = [(16, 8), (8,), (4, 4, 3), (5, 7)]
@@ -156,6 +148,44 @@ def test_sf_sgd_matches_schedulefree(case, foreach):
     drive(ours, ref, p_ours, p_ref, STEPS)
 
 
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "per-tensor"])
+@pytest.mark.parametrize(
+    ("cls", "ref_cls", "case"),
+    [(ScheduleFreeAdamW, schedulefree.AdamWScheduleFree, c) for c in SF_ADAMW_CASES]
+    + [(ScheduleFreeSGD, schedulefree.SGDScheduleFree, c) for c in SF_SGD_CASES],
+)
+def test_bit_identical_to_schedulefree_1_4_1(cls, ref_cls, case, foreach):
+    """With the package's own path (foreach or not) and ``inner_momentum=0`` the two agree bit for
+    bit: the same float operations in the same order, and p.grad kept intact changes nothing."""
+    kwargs, groups = (SF_ADAMW_CASES if cls is ScheduleFreeAdamW else SF_SGD_CASES)[case]
+    if cls is ScheduleFreeAdamW:
+        kwargs = {**kwargs, "inner_momentum": 0.0}
+    lr_cut = (60, 0.25) if groups == "cut" else None
+    groups = None if groups == "cut" else groups
+    p_ours, p_ref = make_params(1), make_params(1)
+    ours = cls(as_groups(p_ours, groups), foreach=foreach, **kwargs)
+    ref = ref_cls(
+        as_groups(p_ref, groups),
+        foreach=foreach,
+        **{k: v for k, v in kwargs.items() if k != "inner_momentum"},
+    )
+    ours.train()
+    ref.train()
+    for t in range(120):
+        if lr_cut is not None and t == lr_cut[0]:
+            for group in (*ours.param_groups, *ref.param_groups):
+                group["lr"] *= lr_cut[1]
+        grads = gradients(t, p_ref)
+        set_grads(p_ours, grads)
+        set_grads(p_ref, grads)
+        ours.step()
+        ref.step()
+        assert all(torch.equal(a, b) for a, b in zip(p_ours, p_ref, strict=True)), t
+    for p, q in zip(p_ours, p_ref, strict=True):
+        assert torch.equal(ours.state[p]["z"], ref.state[q]["z"])
+        assert "exp_avg" not in ours.state[p]  # no first moment allocated at inner_momentum=0
+
+
 # ------------------------------------------------------------------------ vs our 3-sequence twin
 @pytest.mark.parametrize(
     ("fast_cls", "ref_cls", "kwargs"),
@@ -166,19 +196,25 @@ def test_sf_sgd_matches_schedulefree(case, foreach):
             dict(lr=0.01, weight_decay=0.1, warmup_steps=20, r=0.5),
         ),
         (
+            ScheduleFreeAdamW,
+            ScheduleFreeAdamWReference,
+            dict(lr=0.01, weight_decay=0.1, warmup_steps=20, r=0.5, inner_momentum=0.9),
+        ),
+        (
             ScheduleFreeSGD,
             ScheduleFreeSGDReference,
             dict(lr=0.5, weight_decay=0.02, warmup_steps=20, weight_lr_power=0.0),
         ),
     ],
-    ids=["adamw", "sgd"],
+    ids=["adamw", "adamw-inner-momentum", "sgd"],
 )
 def test_fast_matches_three_sequence_reference(fast_cls, ref_cls, kwargs):
     p_fast, p_ref = make_params(3), make_params(3)
     fast, ref = fast_cls(p_fast, **kwargs), ref_cls(p_ref, **kwargs)
     fast.train()
     ref.train()
-    drive(fast, ref, p_fast, p_ref, 200)
+    keys = ("z", "exp_avg_sq", "exp_avg") if kwargs.get("inner_momentum") else ("z",)
+    drive(fast, ref, p_fast, p_ref, 200, state_keys=keys)
 
 
 def test_three_sequence_reference_matches_the_package_reference():
@@ -346,6 +382,9 @@ def test_state_dict_round_trip_mid_run_is_bit_exact(cls, kwargs):
         (ScheduleFreeAdamW, dict(warmup_steps=2.5), r"Invalid warmup_steps: 2\.5"),
         (ScheduleFreeAdamW, dict(r=-1.0), r"Invalid r: -1\.0"),
         (ScheduleFreeAdamW, dict(weight_lr_power=float("nan")), r"Invalid weight_lr_power"),
+        (ScheduleFreeAdamW, dict(inner_momentum=-0.1), r"Invalid inner_momentum: -0\.1"),
+        (ScheduleFreeAdamW, dict(betas=0.9), r"Invalid betas: 0\.9"),
+        (ScheduleFreeAdamW, dict(lr="0.01"), r"Invalid learning rate: '0\.01'"),
         (ScheduleFreeSGD, dict(momentum=1.0), r"Invalid momentum value: 1\.0"),
         (ScheduleFreeSGD, dict(momentum=0.0), r"Invalid momentum value: 0\.0"),
         (RefinedScheduleFreeAdamW, dict(C=0.0), r"Invalid C: 0\.0"),
@@ -354,128 +393,3 @@ def test_state_dict_round_trip_mid_run_is_bit_exact(cls, kwargs):
 def test_argument_validation_like_torch(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(make_params(0), **kwargs)
-
-
-# ------------------------------------------------------------------------ refined SF
-@pytest.mark.parametrize("beta1", [0.9, 0.95])
-def test_refined_sf_with_c_equal_inverse_one_minus_beta1_is_vanilla_bit_for_bit(beta1):
-    kwargs = dict(lr=0.01, betas=(beta1, 0.999), warmup_steps=10, weight_decay=0.05)
-    p_v, p_r = make_params(11), make_params(11)
-    vanilla = ScheduleFreeAdamW(p_v, **kwargs)
-    refined = RefinedScheduleFreeAdamW(p_r, C=1 / (1 - beta1), **kwargs)
-    vanilla.train()
-    refined.train()
-    for t in range(100):
-        grads = gradients(t, p_v)
-        set_grads(p_v, grads)
-        set_grads(p_r, grads)
-        vanilla.step()
-        refined.step()
-    assert all(torch.equal(a, b) for a, b in zip(p_v, p_r, strict=True))
-
-
-def test_refined_sf_clamps_the_averaging_weight_at_one():
-    """c = min(1, c_SF (1 - beta1) C): with C huge, c = 1 every step, so x = z (no averaging)."""
-    params = make_params(12)
-    opt = RefinedScheduleFreeAdamW(params, lr=0.01, C=1e9)
-    opt.train()
-    for t in range(10):
-        set_grads(params, gradients(t, params))
-        opt.step()
-    opt.eval()
-    assert_params_close(params, [opt.state[p]["z"] for p in params], "x vs z")
-    assert opt.state_dict()["param_groups"][0]["C"] == 1e9
-
-
-# ------------------------------------------------------------------------ registry
-def named_model_params():
-    return [
-        ("tok_emb.weight", torch.nn.Parameter(torch.randn(20, 8))),
-        ("blocks.0.attn.qkv.weight", torch.nn.Parameter(torch.randn(24, 8))),
-        ("blocks.0.attn.qkv.bias", torch.nn.Parameter(torch.zeros(24))),
-        ("blocks.0.ln1.weight", torch.nn.Parameter(torch.ones(8))),
-        ("lm_head.weight", torch.nn.Parameter(torch.randn(20, 8))),
-    ]
-
-
-def test_build_optimizer_errors_name_field_value_and_expectation():
-    named = named_model_params()
-    with pytest.raises(
-        ConfigError,
-        match=r"^optimizer\.name must be one of \['adamw', 'muon', 'sf_adamw', "
-        r"'sf_sgd', 'sgd'\], got 'adam'$",
-    ):
-        build_optimizer("adam", named, lr=1e-3)
-    with pytest.raises(ConfigError, match=r"^optimizer\.lr must be a number > 0, got -0\.001$"):
-        build_optimizer("adamw", named, lr=-1e-3)
-    with pytest.raises(ConfigError, match=r"^optimizer\.lr must be a number > 0, got nan$"):
-        build_optimizer("adamw", named, lr=float("nan"))
-    with pytest.raises(
-        ConfigError,
-        match=r"^optimizer\.momentun must be a hyperparameter of 'sgd': one of "
-        r"\['momentum', 'nesterov', 'weight_decay'\], got 0\.9$",
-    ):
-        build_optimizer("sgd", named, lr=1e-3, momentun=0.9)
-    with pytest.raises(
-        ConfigError, match=r"^optimizer must be a valid 'sf_adamw' configuration \(Invalid beta2: "
-    ):
-        build_optimizer("sf_adamw", named, lr=1e-3, betas=(0.9, 1.0))
-    with pytest.raises(
-        ConfigError,
-        match=r"^optimizer\.ns_dtype must be None or one of \['bfloat16', 'float32', "
-        r"'float64'\], got 'fp8'$",
-    ):
-        build_optimizer("muon", named, lr=0.02, ns_dtype="fp8")
-
-
-def test_registry_names_and_schedule_free_flags():
-    assert sorted(OPTIMIZERS) == ["adamw", "muon", "sf_adamw", "sf_sgd", "sgd"]
-    assert [n for n in sorted(OPTIMIZERS) if is_schedule_free(n)] == ["sf_adamw", "sf_sgd"]
-    for name in OPTIMIZERS:
-        opt = build_optimizer(name, named_model_params(), lr=1e-3)
-        assert bool(getattr(opt, "schedule_free", False)) == is_schedule_free(name), name
-
-
-def test_build_adamw_is_fused_on_cpu_and_decays_only_matrices():
-    named = named_model_params()
-    opt = build_optimizer("adamw", named, lr=2e-3, weight_decay=0.1, betas=(0.9, 0.95))
-    assert opt.defaults["fused"] is True
-    groups = [
-        (g["base_lr"], g["lr"], g["weight_decay"], [p.ndim for p in g["params"]])
-        for g in opt.param_groups
-    ]
-    assert groups == [(2e-3, 2e-3, 0.1, [2, 2, 2]), (2e-3, 2e-3, 0.0, [1, 1])]
-    assert opt.param_groups[0]["betas"] == (0.9, 0.95)
-
-
-def test_build_passes_hyperparameters_through():
-    sgd = build_optimizer(
-        "sgd", named_model_params(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4
-    )
-    assert [(g["momentum"], g["nesterov"], g["weight_decay"]) for g in sgd.param_groups] == [
-        (0.9, True, 1e-4),
-        (0.9, True, 0.0),
-    ]
-    sf = build_optimizer(
-        "sf_adamw", named_model_params(), lr=0.01, warmup_steps=7, r=0.5, betas=(0.95, 0.99)
-    )
-    assert isinstance(sf, ScheduleFreeAdamW)
-    assert {(g["warmup_steps"], g["r"], g["betas"], g["base_lr"]) for g in sf.param_groups} == {
-        (7, 0.5, (0.95, 0.99), 0.01)
-    }
-    sf_sgd = build_optimizer("sf_sgd", named_model_params(), lr=1.0, momentum=0.8, weight_decay=0.1)
-    assert [(g["momentum"], g["weight_decay"]) for g in sf_sgd.param_groups] == [
-        (0.8, 0.1),
-        (0.8, 0.0),
-    ]
-
-
-def test_base_lr_drives_a_schedule_and_frozen_parameters_are_left_out():
-    named = named_model_params()
-    named[3][1].requires_grad_(False)
-    opt = build_optimizer("adamw", named, lr=1e-3)
-    assert sum(len(g["params"]) for g in opt.param_groups) == 4
-    for group in opt.param_groups:
-        group["lr"] = group["base_lr"] * 0.5  # what the lineage loop does
-    assert [g["lr"] for g in opt.param_groups] == [5e-4, 5e-4]
-    assert copy.deepcopy(opt.state_dict())["param_groups"][0]["base_lr"] == 1e-3

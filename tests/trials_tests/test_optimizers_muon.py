@@ -7,6 +7,8 @@
 - Newton–Schulz acts on singular values through the scalar polynomial and leaves them in
   ~[0.5, 1.5] (Keller Jordan's docstring);
 - the AdamW groups against ``torch.optim.AdamW`` (fp32, rtol 1e-5, atol 1e-6).
+
+The param-group policy (which tensors Muon gets) is tested in test_optimizers_param_groups.py.
 """
 
 from __future__ import annotations
@@ -16,14 +18,7 @@ import io
 import pytest
 import torch
 
-from trials.optimizers import (
-    NS_COEFFICIENTS,
-    Muon,
-    build_optimizer,
-    decay_param_groups,
-    newton_schulz,
-    split_muon_params,
-)
+from trials.optimizers import NS_COEFFICIENTS, Muon, newton_schulz
 
 
 def reference_muon_step(w, g, m, *, lr, mu, wd, nesterov=True):
@@ -209,72 +204,3 @@ def test_parameters_without_gradients_are_skipped():
     opt = Muon([{"params": [w]}, {"params": [b], "use_muon": False}], weight_decay=0.5)
     opt.step()
     assert torch.equal(w, torch.ones(4, 6)) and torch.equal(b, torch.ones(6)) and not opt.state
-
-
-# ------------------------------------------------------------------------ param-group policy
-def named_gpt_params():
-    shapes = {
-        "tok_emb.weight": (84, 8),
-        "pos_emb.weight": (16, 8),
-        "blocks.0.ln1.weight": (8,),
-        "blocks.0.ln1.bias": (8,),
-        "blocks.0.attn.qkv.weight": (24, 8),
-        "blocks.0.attn.qkv.bias": (24,),
-        "blocks.0.attn.proj.weight": (8, 8),
-        "blocks.0.mlp.fc.weight": (32, 8),
-        "ln_f.weight": (8,),
-        "lm_head.weight": (84, 8),
-        "head.weight": (3, 8),
-    }
-    return [(n, torch.nn.Parameter(torch.zeros(s))) for n, s in shapes.items()]
-
-
-def test_split_muon_params_gives_hidden_matrices_to_muon_and_the_rest_to_adamw():
-    named = named_gpt_params()
-    names = {id(p): n for n, p in named}
-    muon, adamw = split_muon_params(named)
-    assert [names[id(p)] for p in muon] == [
-        "blocks.0.attn.qkv.weight",
-        "blocks.0.attn.proj.weight",
-        "blocks.0.mlp.fc.weight",
-    ]
-    assert [names[id(p)] for p in adamw] == [
-        "tok_emb.weight",
-        "pos_emb.weight",
-        "blocks.0.ln1.weight",
-        "blocks.0.ln1.bias",
-        "blocks.0.attn.qkv.bias",
-        "ln_f.weight",
-        "lm_head.weight",
-        "head.weight",
-    ]
-
-
-def test_decay_param_groups_decays_matrices_only():
-    named = named_gpt_params()
-    groups = decay_param_groups(named, 0.1)
-    assert [(g["weight_decay"], len(g["params"])) for g in groups] == [(0.1, 7), (0.0, 4)]
-    assert all(p.ndim >= 2 for p in groups[0]["params"]) and all(
-        p.ndim < 2 for p in groups[1]["params"]
-    )
-
-
-def test_build_muon_groups_and_learning_rates():
-    named = named_gpt_params()
-    opt = build_optimizer(
-        "muon",
-        named,
-        lr=0.02,
-        weight_decay=0.01,
-        adamw_lr=1e-3,
-        adamw_weight_decay=0.1,
-        ns_dtype="bfloat16",
-    )
-    summary = [
-        (g["use_muon"], g["base_lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups
-    ]
-    assert summary == [(True, 0.02, 0.01, 3), (False, 1e-3, 0.1, 4), (False, 1e-3, 0.0, 4)]
-    assert opt.param_groups[0]["ns_dtype"] is torch.bfloat16
-    assert opt.param_groups[1]["betas"] == (0.9, 0.95) and opt.param_groups[1]["eps"] == 1e-10
-    default = build_optimizer("muon", named, lr=0.02)
-    assert [g["base_lr"] for g in default.param_groups] == [0.02, 3e-4, 3e-4]

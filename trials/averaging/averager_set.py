@@ -170,39 +170,50 @@ class AveragerSet:
             with torch.no_grad():
                 torch._foreach_copy_(self._params, backup)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume bit for bit. Tensors are aliased, as in ``Module.state_dict``:
-        save (or :meth:`clone`) before updating again."""
+    def state_dict(self, keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """Everything needed to resume bit for bit (of the averagers ``keys``, default all).
+        Tensors are aliased, as in ``Module.state_dict``: save (or :meth:`clone`) before
+        updating again."""
+        chosen = list(self._slots) if keys is None else list(keys)
         return {
             "format": _FORMAT,
             "last_step": self._last_step,
             "averagers": {
                 label: {
-                    "kind": slot.averager.kind,
-                    "params": slot.averager.params(),
-                    "eval_at": slot.spec.eval_at,
-                    **slot.averager.state_dict(),
+                    "kind": self._slots[label].averager.kind,
+                    "params": self._slots[label].averager.params(),
+                    "eval_at": self._slots[label].spec.eval_at,
+                    **self._slots[label].averager.state_dict(),
                 }
-                for label, slot in self._slots.items()
+                for label in chosen
             },
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (of a set built from the same specs); tensors are copied
-        to this set's device and dtype."""
+    def load_state_dict(self, state: dict[str, Any], *, strict: bool = True) -> None:
+        """Restore from :meth:`state_dict`; tensors are copied to this set's device and dtype.
+
+        ``strict``: the state must hold exactly this set's averagers. Otherwise it may hold a
+        subset and others (ignored): averagers of this set it lacks must still be empty, e.g.
+        an averager added to a lineage whose window starts after the state's step.
+        """
         if state.get("format") != _FORMAT:
             raise ValueError(f"unknown AveragerSet state format {state.get('format')!r}, expected {_FORMAT}")
         saved = state["averagers"]
-        if set(saved) != set(self._slots):
+        if strict and set(saved) != set(self._slots):
             raise ValueError(f"state has averagers {sorted(saved)}, this set has {sorted(self._slots)}")
         for label, slot in self._slots.items():
+            if label not in saved:
+                if slot.averager.has_data:
+                    raise ValueError(f"averager {label!r} has data but the state lacks it")
+                continue
             entry = saved[label]
             mine = (slot.averager.kind, slot.averager.params(), slot.spec.eval_at)
             theirs = (entry["kind"], entry["params"], entry["eval_at"])
             if mine != theirs:
                 raise ValueError(f"averager {label!r}: state is {theirs}, this set has {mine}")
         for label, slot in self._slots.items():
-            slot.averager.load_state_dict(saved[label], self._place)
+            if label in saved:
+                slot.averager.load_state_dict(saved[label], self._place)
         self._last_step = int(state["last_step"])
 
     def clone(self, params: Sequence[torch.Tensor] | None = None) -> AveragerSet:

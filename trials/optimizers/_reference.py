@@ -6,7 +6,9 @@ that drives both with identical gradients checks the in-place algebra of
 
     lr_k   = lr · min(1, (k + 1)/W);  lr_max = max(lr_max, lr_k)
     w_k    = (k + 1)^r · lr_max^p;    S += w_k;   c = w_k / S
-    u      = g / (sqrt(v̂) + eps)   (AdamW)   or   g   (SGD)
+    u      = g / (sqrt(v̂) + eps)   (AdamW; with inner momentum mu: m̂ / (sqrt(v̂) + eps),
+                                     m = mu m + (1 − mu) g, m̂ = m / (1 − mu^(k+1)))   or   g (SGD)
+    c      ← min(1, c (1 − beta) C)      (refined SF only)
     z      ← z − lr_k (u + lambda y)
     x      ← (1 − c) x + c z
     y      ← beta x + (1 − beta) z;   the parameter holds y (train) or x (eval)
@@ -21,7 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["ScheduleFreeAdamWReference", "ScheduleFreeSGDReference"]
+__all__ = [
+    "RefinedScheduleFreeAdamWReference",
+    "ScheduleFreeAdamWReference",
+    "ScheduleFreeSGDReference",
+]
 
 
 class _ScheduleFreeReference(torch.optim.Optimizer):
@@ -38,6 +44,12 @@ class _ScheduleFreeReference(torch.optim.Optimizer):
         self, group: dict[str, Any], g: Tensor, state: dict[str, Any], k: int
     ) -> Tensor:
         raise NotImplementedError
+
+    def _refine(self, group: dict[str, Any], c: float) -> float:
+        return c
+
+    def interpolation(self, group: dict[str, Any]) -> float:
+        return self._beta(group)
 
     @torch.no_grad()
     def eval(self) -> None:
@@ -70,6 +82,7 @@ class _ScheduleFreeReference(torch.optim.Optimizer):
             w = (k + 1) ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
             group["weight_sum"] += w
             c = w / group["weight_sum"] if group["weight_sum"] > 0 else 0.0
+            c = self._refine(group, c)
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -98,6 +111,8 @@ class ScheduleFreeAdamWReference(_ScheduleFreeReference):
         warmup_steps: int = 0,
         r: float = 0.0,
         weight_lr_power: float = 2.0,
+        inner_momentum: float = 0.0,
+        **extra: Any,
     ) -> None:
         super().__init__(
             params,
@@ -109,6 +124,8 @@ class ScheduleFreeAdamWReference(_ScheduleFreeReference):
                 warmup_steps=warmup_steps,
                 r=r,
                 weight_lr_power=weight_lr_power,
+                inner_momentum=inner_momentum,
+                **extra,
             ),
         )
 
@@ -118,11 +135,28 @@ class ScheduleFreeAdamWReference(_ScheduleFreeReference):
     def _base_direction(
         self, group: dict[str, Any], g: Tensor, state: dict[str, Any], k: int
     ) -> Tensor:
-        beta2 = group["betas"][1]
-        v = state.get("v", torch.zeros_like(g))
-        state["v"] = v = beta2 * v + (1 - beta2) * g * g
+        beta2, mu = group["betas"][1], group["inner_momentum"]
+        v = state.get("exp_avg_sq", torch.zeros_like(g))
+        state["exp_avg_sq"] = v = beta2 * v + (1 - beta2) * g * g
         v_hat = v / (1 - beta2 ** (k + 1))
-        return g / (v_hat.sqrt() + group["eps"])
+        numerator = g
+        if mu != 0:
+            m = state.get("exp_avg", torch.zeros_like(g))
+            state["exp_avg"] = m = mu * m + (1 - mu) * g
+            numerator = m / (1 - mu ** (k + 1))
+        return numerator / (v_hat.sqrt() + group["eps"])
+
+
+class RefinedScheduleFreeAdamWReference(ScheduleFreeAdamWReference):
+    """Refined SF (Song et al. 2025): the averaging weight becomes min(1, c (1 − beta1) C)."""
+
+    def __init__(
+        self, params: Any, lr: float = 0.0025, *, C: float | None = None, **kwargs: Any
+    ) -> None:  # noqa: N803
+        super().__init__(params, lr, C=C, **kwargs)  # C None: every group dict sets its own
+
+    def _refine(self, group: dict[str, Any], c: float) -> float:
+        return min(1.0, c * (1 - group["betas"][0]) * group["C"])
 
 
 class ScheduleFreeSGDReference(_ScheduleFreeReference):

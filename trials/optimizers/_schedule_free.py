@@ -25,82 +25,46 @@ weights = ``y``, because an ``eval()``/``train()`` round trip is not bit-exact; 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-__all__ = ["ScheduleFreeOptimizer"]
+from trials.optimizers._arguments import check_int, check_number, is_real
+
+__all__ = ["ScheduleFreeModes", "ScheduleFreeOptimizer"]
 
 
-class ScheduleFreeOptimizer(torch.optim.Optimizer):
-    """Base class; not registered. Subclasses implement ``_interpolation`` and the directions."""
+class ScheduleFreeModes(torch.optim.Optimizer):
+    """``train()``/``eval()`` for any optimizer whose parameters hold ``y = (1 - beta) z + beta x``
+    in train mode and ``x`` in eval mode, with ``z`` in ``state[p]["z"]`` (not registered).
+
+    Subclasses give the interpolation ``beta`` of a group (``_interpolation``); :mod:`trials.eval_point`
+    and other readers of ``x`` should call the public :meth:`interpolation`.
+    """
 
     schedule_free: ClassVar[bool] = True
+    needs_loss: ClassVar[bool] = False  # True: the training loop passes the loss (step_func)
 
-    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
-        lr = defaults["lr"]
-        if not _is_real(lr) or not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr!r} (must be a number >= 0)")
-        if not _is_real(defaults["weight_decay"]) or not 0.0 <= defaults["weight_decay"]:
-            raise ValueError(
-                f"Invalid weight_decay value: {defaults['weight_decay']!r} (must be >= 0)"
-            )
-        warmup = defaults["warmup_steps"]
-        if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
-            raise ValueError(f"Invalid warmup_steps: {warmup!r} (must be an integer >= 0)")
-        if not _is_real(defaults["r"]) or not 0.0 <= defaults["r"]:
-            raise ValueError(f"Invalid r: {defaults['r']!r} (must be >= 0)")
-        if not _is_real(defaults["weight_lr_power"]) or not 0.0 <= defaults["weight_lr_power"]:
-            raise ValueError(
-                f"Invalid weight_lr_power: {defaults['weight_lr_power']!r} (must be >= 0)"
-            )
-        # Mutable scalars live in the param group so state_dict() round-trips them (NOTES §1.2).
-        # lr_max starts below any valid lr (lr >= 0), so the first step sets it.
-        defaults.update(k=0, train_mode=False, weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0)
-        super().__init__(params, defaults)
-
-    # ------------------------------------------------------------------ subclass hooks
     def _interpolation(self, group: dict[str, Any]) -> float:
         """beta: y = (1 - beta) z + beta x."""
         raise NotImplementedError
 
-    def _init_state(self, p: Tensor, state: dict[str, Any]) -> None:
-        """Create the per-parameter state (``z`` at least) the first time ``p`` has a gradient."""
-        # z_0 = x_0 = y_0: all three sequences start at the initial weights.
-        state["z"] = torch.clone(p, memory_format=torch.preserve_format).detach()
+    def interpolation(self, group: dict[str, Any]) -> float:
+        """The ``beta`` that relates the parameters to ``x`` and ``z`` in ``group`` right now:
+        ``x = (y - (1 - beta) z) / beta``."""
+        return self._interpolation(group)
 
-    def _directions(
-        self,
-        group: dict[str, Any],
-        ys: list[Tensor],
-        grads: list[Tensor],
-        states: list[dict],
-        k: int,
-    ) -> list[Tensor]:
-        """The base method's step direction ``u`` for each parameter (foreach path)."""
-        raise NotImplementedError
+    def _require_train_mode(self) -> None:
+        for i, group in enumerate(self.param_groups):
+            if not group["train_mode"]:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step() called in eval mode (param group {i}): the "
+                    "parameters hold the evaluation point x, not the training point y. Call "
+                    "optimizer.train() before training steps and optimizer.eval() before evaluating."
+                )
 
-    def _direction(
-        self, group: dict[str, Any], y: Tensor, grad: Tensor, state: dict, k: int
-    ) -> Tensor:
-        """The base method's step direction ``u`` for one parameter (per-tensor path)."""
-        raise NotImplementedError
-
-    def _averaging_weight(self, group: dict[str, Any], k: int, lr_k: float) -> float:
-        """c_{k+1}: the weight of z_{k+1} in x_{k+1}; advances ``lr_max`` and ``weight_sum``."""
-        # lr_max = max(lr_max, lr_k): a decaying external schedule does not down-weight (NOTES §1.2)
-        lr_max = group["lr_max"] = max(group["lr_max"], lr_k)
-        # w_k = (k + 1)^r · lr_max^p
-        weight = ((k + 1) ** group["r"]) * (lr_max ** group["weight_lr_power"])
-        # S_k = S_{k-1} + w_k
-        weight_sum = group["weight_sum"] = group["weight_sum"] + weight
-        # c = w_k / S_k  (0 while every weight so far is 0, e.g. lr = 0 with p > 0)
-        return weight / weight_sum if weight_sum > 0 else 0.0
-
-    # ------------------------------------------------------------------ mode switch
     @torch.no_grad()
     def eval(self) -> None:
         """Put the evaluation point ``x`` into the parameters (no-op if already in eval mode)."""
@@ -132,17 +96,60 @@ class ScheduleFreeOptimizer(torch.optim.Optimizer):
                     p.lerp_(z.to(p.device), 1.0 - beta)
             group["train_mode"] = True
 
+
+class ScheduleFreeOptimizer(ScheduleFreeModes):
+    """Base class; not registered. Subclasses implement ``_interpolation`` and the directions."""
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        check_number("learning rate", defaults["lr"], 0)
+        check_number("weight_decay value", defaults["weight_decay"], 0)
+        check_int("warmup_steps", defaults["warmup_steps"])
+        check_number("r", defaults["r"], 0)
+        check_number("weight_lr_power", defaults["weight_lr_power"], 0)
+        # Mutable scalars live in the param group so state_dict() round-trips them (NOTES §1.2).
+        # lr_max starts below any valid lr (lr >= 0), so the first step sets it.
+        defaults.update(k=0, train_mode=False, weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0)
+        super().__init__(params, defaults)
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _init_state(self, p: Tensor, state: dict[str, Any]) -> None:
+        """Create the per-parameter state (``z`` at least) the first time ``p`` has a gradient."""
+        # z_0 = x_0 = y_0: all three sequences start at the initial weights.
+        state["z"] = torch.clone(p, memory_format=torch.preserve_format).detach()
+
+    def _directions(
+        self,
+        group: dict[str, Any],
+        ys: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict],
+        k: int,
+    ) -> list[Tensor] | tuple[Tensor, ...]:
+        """The base method's step direction ``u`` for each parameter (foreach path)."""
+        raise NotImplementedError
+
+    def _direction(
+        self, group: dict[str, Any], y: Tensor, grad: Tensor, state: dict, k: int
+    ) -> Tensor:
+        """The base method's step direction ``u`` for one parameter (per-tensor path)."""
+        raise NotImplementedError
+
+    def _averaging_weight(self, group: dict[str, Any], k: int, lr_k: float) -> float:
+        """c_{k+1}: the weight of z_{k+1} in x_{k+1}; advances ``lr_max`` and ``weight_sum``."""
+        # lr_max = max(lr_max, lr_k): a decaying external schedule does not down-weight (NOTES §1.2)
+        lr_max = group["lr_max"] = max(group["lr_max"], lr_k)
+        # w_k = (k + 1)^r · lr_max^p
+        weight = ((k + 1) ** group["r"]) * (lr_max ** group["weight_lr_power"])
+        # S_k = S_{k-1} + w_k
+        weight_sum = group["weight_sum"] = group["weight_sum"] + weight
+        # c = w_k / S_k  (0 while every weight so far is 0, e.g. lr = 0 with p > 0)
+        return weight / weight_sum if weight_sum > 0 else 0.0
+
     # ------------------------------------------------------------------ step
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """One update of every parameter that has a gradient. Needs train mode (see module doc)."""
-        for i, group in enumerate(self.param_groups):
-            if not group["train_mode"]:
-                raise RuntimeError(
-                    f"{type(self).__name__}.step() called in eval mode (param group {i}): the "
-                    "parameters hold the evaluation point x, not the training point y. Call "
-                    "optimizer.train() before training steps and optimizer.eval() before evaluating."
-                )
+        self._require_train_mode()
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -198,5 +205,4 @@ def _use_foreach(foreach: bool | None, params: list[Tensor]) -> bool:
     return foreach
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+_is_real = is_real  # kept for importers of the old private name

@@ -14,8 +14,9 @@ biases, gains) get bias-corrected AdamW with decoupled decay, Keller's ``MuonWit
 ``lr 3e-4, betas (0.9, 0.95), eps 1e-10``. Pick the groups with
 :func:`trials.optimizers.param_groups.split_muon_params`.
 
-Newton–Schulz runs in float32 on CPU (bfloat16 is emulated there and ~6x slower, PLATFORM-NOTES)
-and in bfloat16 on CUDA, as ``torch.optim.Muon`` does; ``ns_dtype`` overrides both.
+Newton–Schulz (:mod:`trials.optimizers.newton_schulz`, ``torch.optim.Muon``'s fused form) runs in
+float32 on CPU (bfloat16 is emulated there and ~6x slower, PLATFORM-NOTES) and in bfloat16 on CUDA,
+as ``torch.optim.Muon`` does; ``ns_dtype`` overrides both.
 """
 
 from __future__ import annotations
@@ -24,51 +25,11 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor
+
+from trials.optimizers._arguments import check_bool, check_int, check_number
+from trials.optimizers.newton_schulz import NS_COEFFICIENTS, newton_schulz
 
 __all__ = ["NS_COEFFICIENTS", "Muon", "newton_schulz"]
-
-NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
-
-
-def newton_schulz(
-    g: Tensor,
-    steps: int = 5,
-    *,
-    dtype: torch.dtype | None = None,
-    eps: float = 1e-7,
-    coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
-) -> Tensor:
-    """Approximate polar factor ``U Vᵀ`` of a 2-D ``g = U S Vᵀ``, returned in ``g``'s dtype.
-
-    The quintic coefficients maximise the slope at 0, so the singular values land roughly in
-    [0.5, 1.5] rather than at 1 (Keller Jordan's docstring; harmless in practice).
-
-    Args:
-        g: a 2-D tensor.
-        steps: Newton–Schulz iterations.
-        dtype: iteration dtype; ``None``: bfloat16 on CUDA, float32 elsewhere.
-        eps: floor of the Frobenius norm in the normalisation.
-        coefficients: ``(a, b, c)`` of ``X ← a X + b (X Xᵀ) X + c (X Xᵀ)² X``.
-    """
-    if g.ndim != 2:
-        raise ValueError(f"newton_schulz needs a 2-D tensor, got shape {tuple(g.shape)}")
-    a, b, c = coefficients
-    x = g.to(dtype or (torch.bfloat16 if g.is_cuda else torch.float32))
-    transposed = x.size(0) > x.size(1)
-    if transposed:
-        x = x.T  # iterate on the wide orientation: X Xᵀ is the small Gram matrix
-    # X ← X / max(||X||_F, eps): spectral norm <= 1
-    x = x / x.norm().clamp_min(eps)
-    for _ in range(steps):
-        gram = x @ x.T  # A = X Xᵀ                          (short × short)
-        # B = b A + c A²
-        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
-        # X ← a X + B X
-        x = torch.addmm(x, poly, x, beta=a)
-    if transposed:
-        x = x.T
-    return x.to(g.dtype)
 
 
 class Muon(torch.optim.Optimizer):
@@ -101,24 +62,18 @@ class Muon(torch.optim.Optimizer):
         adamw_eps: float = 1e-10,
         adamw_weight_decay: float = 0.0,
     ) -> None:
-        for name, value in (("learning rate", lr), ("adamw_lr", adamw_lr)):
-            if not 0.0 <= value:
-                raise ValueError(f"Invalid {name}: {value!r} (must be >= 0)")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"Invalid momentum value: {momentum!r} (must be in [0, 1))")
-        if not isinstance(ns_steps, int) or isinstance(ns_steps, bool) or not 1 <= ns_steps < 100:
-            raise ValueError(f"Invalid ns_steps: {ns_steps!r} (must be an integer in [1, 100))")
-        for name, value in (
-            ("weight_decay value", weight_decay),
-            ("adamw_weight_decay", adamw_weight_decay),
-        ):
-            if not 0.0 <= value:
-                raise ValueError(f"Invalid {name}: {value!r} (must be >= 0)")
+        check_number("learning rate", lr, 0)
+        check_number("adamw_lr", adamw_lr, 0)
+        check_number("momentum value", momentum, 0, 1, high_open=True)
+        check_bool("nesterov", nesterov)
+        check_int("ns_steps", ns_steps, 1, 100)
+        check_number("weight_decay value", weight_decay, 0)
+        check_number("adamw_weight_decay", adamw_weight_decay, 0)
+        if not (isinstance(adamw_betas, (tuple, list)) and len(adamw_betas) == 2):
+            raise ValueError(f"Invalid adamw_betas: {adamw_betas!r} (must be a pair of numbers)")
         for i, beta in enumerate(adamw_betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid adamw beta{i + 1}: {beta!r} (must be in [0, 1))")
-        if not 0.0 <= adamw_eps:
-            raise ValueError(f"Invalid adamw_eps: {adamw_eps!r} (must be >= 0)")
+            check_number(f"adamw beta{i + 1}", beta, 0, 1, high_open=True)
+        check_number("adamw_eps", adamw_eps, 0)
         if ns_dtype is not None and not (
             isinstance(ns_dtype, torch.dtype) and ns_dtype.is_floating_point
         ):

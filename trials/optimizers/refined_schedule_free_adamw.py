@@ -7,14 +7,19 @@ Vanilla SF's ``beta1`` both smooths the gradients seen at ``y`` and sets the wid
 
 everything else as :class:`ScheduleFreeAdamW`. ``C = 1/(1 - beta1)`` is vanilla SF exactly; a
 larger ``C`` shortens the averaging window. The rule is from secondary sources (NOTES §10): the
-paper's default ``C`` is unverified, so ``C`` has no default here.
+paper's default ``C`` is unverified, so ``C`` has no default here. Registered as
+``"sf_adamw_refined"`` (``C`` required there too).
+
+Why ``C = 1/(1 - beta1)`` is bitwise vanilla: the factor is computed as ``(1 - beta1) * C`` first;
+for the usual beta1 that product rounds to exactly 1.0 in float64, and ``c_SF * 1.0 == c_SF`` and
+``min(1, c_SF) == c_SF`` (c_SF <= 1) exactly, so every other operation sees the same numbers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from trials.optimizers._schedule_free import _is_real
+from trials.optimizers._arguments import check_number
 from trials.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 
 __all__ = ["RefinedScheduleFreeAdamW"]
@@ -29,8 +34,7 @@ class RefinedScheduleFreeAdamW(ScheduleFreeAdamW):
     """
 
     def __init__(self, params: Any, lr: float = 0.0025, *, C: float, **kwargs: Any) -> None:  # noqa: N803
-        if not _is_real(C) or not C > 0:
-            raise ValueError(f"Invalid C: {C!r} (must be > 0)")
+        check_number("C", C, 0, low_open=True)
         super().__init__(params, lr, **kwargs)
         for group in self.param_groups:
             group.setdefault("C", C)

@@ -62,7 +62,7 @@ class ScheduleFreeSGD(ScheduleFreeOptimizer):
         grads: list[Tensor],
         states: list[dict],
         k: int,
-    ) -> list[Tensor]:
+    ) -> list[Tensor] | tuple[Tensor, ...]:
         decay = group["weight_decay"]
         if decay == 0:
             return grads  # u = g (only read by the caller)
