@@ -24,6 +24,7 @@ import pandas as pd
 from analysis.definitions import HORIZON_AWARE, kinds
 from analysis.tables import (
     CANDIDATE_COLUMNS,
+    MISSING_STATUSES,
     MEMBER_COLUMNS,
     SCOPE_COLUMNS,
     candidate_labels,
@@ -110,17 +111,19 @@ def loss_table(final_losses: pd.DataFrame) -> pd.DataFrame:
 
 def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     keys = [*SCOPE, "candidate", "horizon"]
-    frame = frame.assign(failed=frame["status"].eq("failed"))
+    frame = frame.assign(
+        failed=frame["status"].eq("failed"), missing=frame["status"].isin(MISSING_STATUSES)
+    )
     grouped = frame.groupby(keys, sort=True, dropna=False)
     table = grouped[["member", "kind", *CANDIDATE_COLUMNS, "tokens", "n_params"]].first()
     table["n_diverged"] = grouped["diverged"].sum()
     table["n_failed"] = grouped["failed"].sum()
-    ok = frame.loc[~frame["failed"]].groupby(keys, sort=True, dropna=False)["loss"]
+    ok = frame.loc[~frame["missing"]].groupby(keys, sort=True, dropna=False)["loss"]
     # Mean over every seed that produced a result; one diverged seed makes it +inf on purpose:
     # a setting that diverges one time in three is not a safe recommendation.
     table["loss"] = ok.mean()
     table["n_seeds"] = ok.count()
-    finite = frame.loc[~frame["failed"] & ~frame["diverged"]].groupby(keys, dropna=False)["loss"]
+    finite = frame.loc[~frame["missing"] & ~frame["diverged"]].groupby(keys, dropna=False)["loss"]
     table["stderr"] = (finite.std(ddof=1) / np.sqrt(finite.count())).reindex(table.index)
     table.loc[table["n_diverged"] > 0, "stderr"] = np.nan
     table["n_seeds"] = table["n_seeds"].fillna(0).astype("int64")

@@ -67,7 +67,10 @@ _DEFAULTS: dict[str, object] = {
     "sweep_id": "",
 }
 
-STATUSES = ("completed", "diverged", "failed")
+STATUSES = ("completed", "diverged", "failed", "pending")
+MISSING_STATUSES = ("failed", "pending")
+"""Rows without a result that are not the setting's fault: an infrastructure failure, or a
+run not trained yet (a sweep in progress). They count as missing, never as diverged."""
 
 
 class ResultsFrameError(ValueError):
@@ -130,8 +133,9 @@ def validate_final_losses(final_losses: pd.DataFrame) -> pd.DataFrame:
 
     Required: ``family, peak_lr, weights, horizon, loss``. Optional columns get neutral
     defaults (``seed`` 0, ``status`` from the loss). A row counts as *diverged* when its loss is
-    not finite and its status is not ``failed``; a ``failed`` row (an infrastructure failure, not
-    the setting's fault) counts as missing. A finite loss counts even when its lineage diverged
+    not finite and its status is neither ``failed`` nor ``pending``; a ``failed`` row (an
+    infrastructure failure, not the setting's fault) or a ``pending`` one (not trained yet)
+    counts as missing. A finite loss counts even when its lineage diverged
     later: the run up to that horizon is the same run.
 
     Raises:
@@ -157,7 +161,7 @@ def validate_final_losses(final_losses: pd.DataFrame) -> pd.DataFrame:
         raise ResultsFrameError(
             f"final_losses.status must be one of {list(STATUSES)}, got {unknown!r}"
         )
-    failed = frame["status"].eq("failed")
+    failed = frame["status"].isin(MISSING_STATUSES)
     frame["diverged"] = ~failed & ~np.isfinite(frame["loss"])
     frame.loc[failed & ~np.isfinite(frame["loss"]), "loss"] = np.nan
     frame.loc[frame["diverged"], "loss"] = np.inf

@@ -252,3 +252,11 @@ def test_bad_input_names_the_problem():
 def test_categorical_columns_from_parquet_are_accepted():
     cat = SIMPLE.astype({"family": "category", "weights": "category", "workload": "category"})
     pd.testing.assert_frame_equal(loss_table(cat), loss_table(SIMPLE))
+
+
+def test_pending_runs_are_missing_not_diverged():
+    # a sweep in progress: the store marks settings not trained yet "pending" (loss NaN)
+    pending = pd.DataFrame(_rows("polynomial", 1e-3, "raw", {400: [math.nan]}, status="pending"))
+    table = loss_table(pd.concat([SIMPLE, pending]))
+    row = table.loc[table["family"] == "polynomial"].iloc[0]
+    assert math.isnan(row["loss"]) and row["n_diverged"] == 0 and row["n_seeds"] == 0

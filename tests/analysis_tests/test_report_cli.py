@@ -57,20 +57,61 @@ def test_lr_sequences_are_rebuilt_exactly_from_the_schedule():
     )
 
 
+def _physical(branch: str, family: str, horizon: int) -> str:
+    """The store's branch name of a curve: a WSD cooldown is its own run, the rest a trunk."""
+    if family == "wsd":
+        return f"h={horizon}/1-sqrt@{horizon - round(0.2 * horizon)}"
+    return "trunk"
+
+
 def _write_store(root: str, sweep_id: str, shift: float, seeds: tuple[int, ...]) -> None:
-    """A synthetic sweep in today's store layout (curves keyed by lineage and branch)."""
-    lin, cur, fl, plan, _ = make_results(seeds=seeds, whole=False, sweep_id=sweep_id, shift=shift)
+    """A synthetic sweep written the way a run writes it (schema 2): physical runs (a constant
+    trunk shared by the constant setting and every WSD cooldown, a run per cosine horizon), the
+    settings table saying which setting each run answers, and the curve rows of each run once."""
+    lin, cur, fl, plan, _ = make_results(seeds=seeds, whole=True, sweep_id=sweep_id, shift=shift)
     store = ResultsStore(root)
     store.write_sweep(sweep_id, name=sweep_id, spec_text=f'name = "{sweep_id}"\n', plan_json=plan,
                       code_version="lrsweep test")  # fmt: skip
-    lin = lin.assign(finished_at=dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc))
-    lin["n_params"] = lin["n_params"].astype("int64")
-    lin = lin.drop(columns=["sweep_id"]).astype(object)
-    store.write_lineage(sweep_id, lin.where(lin.notna(), None).to_dict("records"))
-    for (lid, br), rows in cur.groupby(["lineage_id", "branch"]):
-        store.write_curves(
-            sweep_id, lid, br, "0", rows.drop(columns=["sweep_id"]).to_dict("records")
+    fam = lin.drop_duplicates("setting_id").set_index("setting_id")
+    cur = cur.merge(fam[["family", "max_step"]], left_on="setting_id", right_index=True)
+    settings, runs, written = [], {}, set()
+    for r in lin.to_dict("records"):
+        r = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        horizon = int(r["max_step"])
+        branch = _physical(r["branch"], r["family"], horizon)
+        fork = horizon - round(0.2 * horizon) if r["family"] == "wsd" else None
+        settings.append(
+            {k: r[k] for k in ("setting_id", "lineage_id", "family", "workload", "model_size",
+                               "optimizer", "optimizer_params", "schedule", "schedule_params",
+                               "peak_lr", "warmup", "batch_size", "seed", "tokens_per_step")}
+            | {"branch": branch, "fork_step": fork, "horizons": list(r["horizons"]), "n_params": int(r["n_params"])}
+        )  # fmt: skip
+        rule = "constant" if r["family"] in ("wsd", "constant") else (r["schedule"] or r["family"])
+        runs[(r["lineage_id"], branch)] = {
+            "lineage_id": r["lineage_id"], "branch": branch, "parent": None if fork is None else "trunk",
+            "fork_step": fork, "rule": rule, "rule_params": "{}", "cooldown_shape": "1-sqrt" if fork else None,
+            "final_fraction": 0.0 if fork else None, "workload": r["workload"], "model_size": r["model_size"],
+            "n_params": int(r["n_params"]), "optimizer": r["optimizer"], "optimizer_params": r["optimizer_params"],
+            "peak_lr": r["peak_lr"], "warmup": r["warmup"], "batch_size": r["batch_size"], "seed": r["seed"],
+            "tokens_per_step": r["tokens_per_step"], "max_step": horizon, "status": r["status"],
+            "error": r["error"], "wall_time_s": r["wall_time_s"], "steps_trained": r["steps_trained"],
+            "tokens_trained": r["tokens_trained"], "flops_trained": r["flops_trained"], "replayed_steps": 0,
+            "finished_at": dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc),
+        }  # fmt: skip
+        key = (r["lineage_id"], branch)
+        if key in written:
+            continue
+        written.add(key)
+        rows = cur.loc[(cur["setting_id"] == r["setting_id"]) & (cur["lineage_id"] == r["lineage_id"])
+                       & (cur["branch"] == r["branch"])]  # fmt: skip
+        if fork is not None:
+            rows = rows.loc[rows["step"] >= fork]
+        rows = rows.drop(columns=["sweep_id", "setting_id", "family", "max_step"]).assign(
+            branch=branch
         )
+        store.write_curves(sweep_id, r["lineage_id"], branch, "0", rows.to_dict("records"))
+    store.write_runs(sweep_id, list(runs.values()))
+    store.write_settings(sweep_id, settings)
 
 
 @pytest.fixture(scope="module")
