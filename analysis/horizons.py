@@ -24,8 +24,8 @@ import pandas as pd
 from analysis.definitions import HORIZON_AWARE, kinds
 from analysis.tables import (
     CANDIDATE_COLUMNS,
-    MISSING_STATUSES,
     MEMBER_COLUMNS,
+    MISSING_STATUSES,
     SCOPE_COLUMNS,
     candidate_labels,
     member_labels,
