@@ -54,8 +54,9 @@ def curve_law_selection(
 ]:
     """The multi-power-law selection the figure draws.
 
-    Training schedules: the :data:`FIT_PREFERENCE` members when two or more are present, else
-    the first two members (sorted); the others (at most :data:`MAX_HELD_OUT`) are held out.
+    Training schedules: the :data:`FIT_PREFERENCE` members first, then the others (sorted), up
+    to three and always leaving one out (two with three members); the rest (at most
+    :data:`MAX_HELD_OUT`) are held out.
 
     Returns:
         (multi-power selection, LR-annealing selection (None if refused), ``{member: [law
@@ -71,8 +72,12 @@ def curve_law_selection(
     if len(members) < 2:
         why = "; ".join(skipped[:3]) or "too few eval points"
         raise FigureUnavailable(f"needs ≥ 2 scheduled members with usable eval curves ({why})")
+    # Fit on the preferred members, topped up to 3 schedules (two leave the decay term weakly
+    # determined; see benchmarks/curve_law.py), always holding at least one member out.
     preferred = [m for m in members if by_member[m][0]["family"] in FIT_PREFERENCE]
-    train = preferred if len(preferred) >= 2 else members[:2]
+    ordered = preferred + [m for m in members if m not in preferred]
+    n_train = max(2, min(3, len(members) - 1))
+    train = ordered[:n_train]
     held = [m for m in members if m not in train][:MAX_HELD_OUT]
     as_law = {m: [(c["lr"], c["steps"], c["losses"]) for c in by_member[m]] for m in members}
     try:
