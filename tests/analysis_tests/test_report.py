@@ -365,15 +365,15 @@ def test_report_renders_in_headless_chromium(tmp_path, report_path):
     assert count == f"{n - 1} of {n - 1} rows"  # the script ran: every row shown, counted
 
 
-def _table_rows(dom: str) -> list[tuple[str, str, bool]]:
-    """(candidate, loss data-v, shown) of every results-table row, in DOM order."""
+def _table_rows(dom: str, column: int = 9) -> list[tuple[str, str, bool]]:
+    """(candidate, data-v of ``column`` (9: loss), shown) of every results-table row, in order."""
     body = re.search(
         r'<table class="lrsweep-table" id="results-table">.*?<tbody>(.*?)</tbody>', dom, flags=re.S
     ).group(1)
     out = []
     for tr in re.findall(r"<tr[^>]*>.*?</tr>", body, flags=re.S):
         cells = re.findall(r"<td([^>]*)>(.*?)</td>", tr, flags=re.S)
-        loss = re.search(r'data-v="([^"]*)"', cells[9][0]).group(1)
+        loss = re.search(r'data-v="([^"]*)"', cells[column][0]).group(1)
         out.append((cells[1][1], loss, 'style="display: none;"' not in tr))
     return out
 
@@ -400,6 +400,12 @@ def test_results_table_sorts_and_filters_in_chromium(tmp_path, report_path):
     finite = [float(v) for _, v, _ in shown]
     assert finite == sorted(finite, reverse=True)
     assert re.search(r'<span data-count="results-table">16 of \d+ rows</span>', dom)
+    # another numeric column, by its exact values; diverged (inf) after every finite one
+    dom, _ = _render(report_path.as_uri() + "#sort=regret", tmp_path / "p3")
+    regrets = [v for _, v, _ in _table_rows(dom, column=12)]
+    finite = [float(v) for v in regrets if v not in ("", "inf")]
+    assert finite == sorted(finite) and finite[0] == 0.0 and finite[-1] > 0.05
+    assert regrets.index("inf") == len(finite)
 
 
 @pytest.mark.browser
