@@ -225,7 +225,7 @@ def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
         f = objective()
         f.backward()
         opt.step()
-        value = float(f)
+        value = float(f.detach())
         since = 0 if value < best_loss else since + 1
         if value < best_loss:
             best_loss, best_p = value, [float(v) for v in params]  # (the pre-step iterate's value)
