@@ -13,7 +13,9 @@ array}``, rebuilt by the caller from the schedule: ``orchestrator.reporting`` us
 
 Indexing: the eval loss logged at step ``s`` was measured after ``s`` updates, i.e. after the
 updates ``0 … s − 1``: the law predicts it at index ``s − 1`` of the LR sequence
-(:data:`EVAL_OFFSET`). An eval at step 0 (before any update) has no LR area and is dropped.
+(:data:`EVAL_OFFSET`). Only evals after the warmup are fitted: both laws describe the loss
+after it (Luo et al. fit from the first logged step past their warmup), and the first steps'
+fall from ln(vocabulary) would otherwise dominate a fit on log-spaced eval points.
 """
 
 from __future__ import annotations
