@@ -34,6 +34,7 @@ __all__ = [
 
 _BLOCK_ELEMENTS = 1_000_000  # evaluation steps × LR changes per numpy block (bounds memory)
 _MIN_BLOCKS = 16  # row blocks per curve at least, so the triangle's empty half is mostly skipped
+_SMALL_ELEMENTS = 100_000  # below this, one block: per-block Python overhead would dominate
 _CACHE_ELEMENTS = 8_000_000  # cache a curve's log areas up to this size (64 MB) when fitting
 _TINY_LOG = float(np.log(np.finfo(np.float64).tiny))  # log η for η = 0 (η^(−γ) → huge, finite)
 
@@ -103,7 +104,10 @@ def prepare_curve(
     with np.errstate(divide="ignore"):
         log_eta = np.maximum(np.log(lr[k]), _TINY_LOG)
     m = len(steps)
-    rows = max(1, min(-(-m // _MIN_BLOCKS), _BLOCK_ELEMENTS // max(len(k), 1)))
+    if m * len(k) <= _SMALL_ELEMENTS:
+        rows = max(m, 1)
+    else:
+        rows = max(1, min(-(-m // _MIN_BLOCKS), _BLOCK_ELEMENTS // max(len(k), 1)))
     spans = [(lo, min(lo + rows, m)) for lo in range(0, m, rows)]
     cols = [int(np.searchsorted(k, steps[hi - 1], side="right")) for _, hi in spans]
     keep = (

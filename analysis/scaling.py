@@ -11,19 +11,27 @@
 
 Both report the objective, the winning start and, with ``bootstrap > 0``, percentile confidence
 intervals from refits on data points resampled with replacement; derived quantities (the
-compute-optimal exponents) are computed per replicate, not from the point estimate (NOTES §8.4).
+compute-optimal exponents) are computed per replicate, not from the point estimate (NOTES §8.4),
+and the replicates are kept so a prediction band can be drawn (:meth:`DataLawFit.band`).
+
+Honesty (:mod:`analysis.fit_checks`): a law of p parameters is refused on fewer than p + 1
+points (:class:`~analysis.fit_checks.FitRefused`), and a fit whose ``E`` or an exponent sits on a
+bound carries a ``flags`` entry saying so. Every fit runs with one BLAS thread
+(:mod:`analysis._threads`).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from analysis._huber import as_positive_array, check_delta, check_same_length
 from analysis._power_sum import fit_from_starts, polish
+from analysis._threads import single_threaded
+from analysis.fit_checks import flag_bounds, require_points
+from analysis.scaling_fits import ChinchillaFit, DataLawFit
 
 __all__ = [
     "CHINCHILLA_GRID",
@@ -42,128 +50,44 @@ CHINCHILLA_GRID: np.ndarray = np.array(
 """The 4,500 starts (a, b, e, alpha, beta) of Hoffmann et al. / the Epoch notebook, in its order."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChinchillaFit:
-    """A fitted ``L(N, D) = E + A/N^alpha + B/D^beta``.
-
-    Attributes:
-        E, A, B, alpha, beta: the law's parameters.
-        objective: Σ Huber_δ(log L − log L̂) at the optimum, over the points fitted.
-        n_points: points fitted (after ``exclude_highest``).
-        start: the grid start (a, b, e, alpha, beta) that reached the optimum.
-        delta: the Huber threshold used.
-        ci: ``{name: (low, high)}`` percentile intervals for E, A, B, alpha, beta and the two
-            compute-optimal exponents; empty without bootstrap.
-        n_bootstrap: bootstrap replicates behind ``ci``.
-    """
-
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
-    objective: float
-    n_points: int
-    start: dict[str, float]
-    delta: float = 1e-3
-    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
-    n_bootstrap: int = 0
-
-    @property
-    def n_opt_exponent(self) -> float:
-        """a in N_opt ∝ C^a: beta/(alpha+beta)."""
-        return self.beta / (self.alpha + self.beta)
-
-    @property
-    def d_opt_exponent(self) -> float:
-        """b in D_opt ∝ C^b: alpha/(alpha+beta)."""
-        return self.alpha / (self.alpha + self.beta)
-
-    def predict(self, N: np.ndarray | float, D: np.ndarray | float) -> np.ndarray:
-        """L(N, D), broadcasting N against D."""
-        N, D = np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64)
-        return self.E + self.A * N ** (-self.alpha) + self.B * D ** (-self.beta)
-
-    def optimal_allocation(self, C: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) minimising L under C = 6·N·D (NOTES §8.1).
-
-        N_opt = G·(C/6)^(beta/(alpha+beta)), D_opt = G⁻¹·(C/6)^(alpha/(alpha+beta)),
-        G = (alpha·A/(beta·B))^(1/(alpha+beta)).
-        """
-        c6 = np.asarray(C, dtype=np.float64) / 6.0
-        g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
-        return g * c6**self.n_opt_exponent, c6**self.d_opt_exponent / g
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain-Python form (JSON-serialisable), with the derived exponents."""
-        out = asdict(self)
-        out["ci"] = {k: list(v) for k, v in self.ci.items()}
-        out["n_opt_exponent"] = self.n_opt_exponent
-        out["d_opt_exponent"] = self.d_opt_exponent
-        return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataLawFit:
-    """A fitted ``L(D) = E + B/D^beta`` (one model; D in the units it was fitted in).
-
-    Attributes:
-        E, B, beta: the law's parameters.
-        objective: Σ Huber_δ(log L − log L̂) at the optimum.
-        n_points: points fitted.
-        start: the start (b, e, beta) that reached the optimum.
-        delta: the Huber threshold used.
-        ci: ``{name: (low, high)}`` percentile intervals for E, B, beta; empty without bootstrap.
-        n_bootstrap: bootstrap replicates behind ``ci``.
-    """
-
-    E: float
-    B: float
-    beta: float
-    objective: float
-    n_points: int
-    start: dict[str, float]
-    delta: float = 1e-3
-    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
-    n_bootstrap: int = 0
-
-    def predict(self, D: np.ndarray | float) -> np.ndarray:
-        """L(D)."""
-        return self.E + self.B * np.asarray(D, dtype=np.float64) ** (-self.beta)
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain-Python form (JSON-serialisable)."""
-        out = asdict(self)
-        out["ci"] = {k: list(v) for k, v in self.ci.items()}
-        return out
-
-
-def _check_counts(n: int, n_params: int, bootstrap: int, ci_level: float) -> None:
-    if n < n_params:
-        raise ValueError(f"need at least {n_params} points to fit {n_params} parameters, got {n}")
+def _check_counts(n: int, n_params: int, bootstrap: int, ci_level: float, law: str) -> None:
+    require_points(n, n_params, law)
     if int(bootstrap) != bootstrap or bootstrap < 0:
         raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
     if not 0 < ci_level < 1:
         raise ValueError(f"ci_level must be in (0, 1), got {ci_level!r}")
 
 
-def _bootstrap_ci(
+def _bootstrap(
     refit: Callable[[np.ndarray], dict[str, float]],
     n: int,
     bootstrap: int,
     seed: int,
     ci_level: float,
-) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of every quantity ``refit(indices)`` returns, over resampled points."""
+    min_distinct: int,
+) -> tuple[dict[str, tuple[float, float]], tuple[dict[str, float], ...]]:
+    """Percentile intervals of every quantity ``refit(indices)`` returns over resampled points,
+    and the replicates themselves.
+
+    A resample with fewer than ``min_distinct`` distinct points (parameters + 1) cannot
+    determine the law — it would be interpolated exactly — and is drawn again.
+    """
     if bootstrap == 0:
-        return {}
+        return {}, ()
     rng = np.random.default_rng(seed)
-    rows = [refit(rng.integers(0, n, size=n)) for _ in range(bootstrap)]
+    rows: list[dict[str, float]] = []
+    for _ in range(50 * bootstrap):
+        idx = rng.integers(0, n, size=n)
+        if len(np.unique(idx)) >= min_distinct:
+            rows.append(refit(idx))
+            if len(rows) == bootstrap:
+                break
     tail = 100 * (1 - ci_level) / 2
-    return {
+    ci = {
         key: tuple(float(q) for q in np.percentile([r[key] for r in rows], [tail, 100 - tail]))
         for key in rows[0]
     }
+    return ci, tuple(rows)
 
 
 def _chinchilla_values(theta: np.ndarray) -> dict[str, float]:
@@ -179,6 +103,7 @@ def _chinchilla_values(theta: np.ndarray) -> dict[str, float]:
     }
 
 
+@single_threaded
 def fit_chinchilla(
     N: np.ndarray,
     D: np.ndarray,
@@ -213,8 +138,8 @@ def fit_chinchilla(
         The fit, with its objective, winning start and (optionally) confidence intervals.
 
     Raises:
-        ValueError: inputs of different lengths, non-positive or non-finite values, or fewer
-            points than the 5 parameters.
+        FitRefused: fewer than 6 points (5 parameters + 1).
+        ValueError: inputs of different lengths, non-positive or non-finite values.
     """
     N, D, loss = (as_positive_array(k, v) for k, v in (("N", N), ("D", D), ("loss", loss)))
     check_same_length(("N", "D", "loss"), (N, D, loss))
@@ -226,7 +151,7 @@ def fit_chinchilla(
     if exclude_highest:
         keep = loss < np.sort(loss)[-int(exclude_highest)]
         N, D, loss = N[keep], D[keep], loss[keep]
-    _check_counts(len(loss), 5, bootstrap, ci_level)
+    _check_counts(len(loss), 5, bootstrap, ci_level, "L(N, D) = E + A/N^alpha + B/D^beta")
 
     logx, log_loss = np.vstack([np.log(N), np.log(D)]), np.log(loss)
     theta, objective, start = fit_from_starts(
@@ -237,6 +162,7 @@ def fit_chinchilla(
         return _chinchilla_values(polish(theta, logx[:, idx], log_loss[idx], delta, tight=True)[0])
 
     values = _chinchilla_values(theta)
+    ci, replicates = _bootstrap(refit, len(loss), int(bootstrap), seed, ci_level, 6)
     return ChinchillaFit(
         E=values["E"],
         A=values["A"],
@@ -247,8 +173,14 @@ def fit_chinchilla(
         n_points=len(loss),
         start=dict(zip(("a", "b", "e", "alpha", "beta"), (float(x) for x in start), strict=True)),
         delta=delta,
-        ci=_bootstrap_ci(refit, len(loss), int(bootstrap), seed, ci_level),
-        n_bootstrap=int(bootstrap),
+        ci=ci,
+        n_bootstrap=len(replicates),
+        flags=flag_bounds(
+            E=values["E"],
+            min_loss=float(loss.min()),
+            exponents={"alpha": values["alpha"], "beta": values["beta"]},
+        ),
+        replicates=replicates,
     )
 
 
@@ -267,6 +199,7 @@ def _data_law_starts(log_d: np.ndarray, loss: np.ndarray) -> np.ndarray:
     return np.array(rows)
 
 
+@single_threaded
 def fit_data_law(
     D: np.ndarray,
     loss: np.ndarray,
@@ -296,13 +229,13 @@ def fit_data_law(
         The fit, with its objective, winning start and (optionally) confidence intervals.
 
     Raises:
-        ValueError: inputs of different lengths, non-positive or non-finite values, or fewer
-            than 3 points.
+        FitRefused: fewer than 4 points (3 parameters + 1).
+        ValueError: inputs of different lengths, non-positive or non-finite values.
     """
     D, loss = as_positive_array("D", D), as_positive_array("loss", loss)
     check_same_length(("D", "loss"), (D, loss))
     delta = check_delta(delta)
-    _check_counts(len(loss), 3, bootstrap, ci_level)
+    _check_counts(len(loss), 3, bootstrap, ci_level, "L(D) = E + B/D^beta")
 
     logx, log_loss = np.log(D)[None, :], np.log(loss)
     bounds: list[tuple[float | None, float | None]] = [
@@ -326,6 +259,7 @@ def fit_data_law(
         )
 
     point = values(theta)
+    ci, replicates = _bootstrap(refit, len(loss), int(bootstrap), seed, ci_level, 4)
     return DataLawFit(
         E=point["E"],
         B=point["B"],
@@ -334,6 +268,10 @@ def fit_data_law(
         n_points=len(loss),
         start=dict(zip(("b", "e", "beta"), (float(x) for x in start), strict=True)),
         delta=delta,
-        ci=_bootstrap_ci(refit, len(loss), int(bootstrap), seed, ci_level),
-        n_bootstrap=int(bootstrap),
+        ci=ci,
+        n_bootstrap=len(replicates),
+        flags=flag_bounds(
+            E=point["E"], min_loss=float(loss.min()), exponents={"beta": point["beta"]}
+        ),
+        replicates=replicates,
     )

@@ -21,10 +21,12 @@ import pandas as pd
 
 __all__ = [
     "CANDIDATE_COLUMNS",
+    "MEMBER_COLUMNS",
     "SCOPE_COLUMNS",
     "SETTING_COLUMNS",
     "ResultsFrameError",
     "candidate_labels",
+    "member_labels",
     "train_curve",
     "validate_curves",
     "validate_final_losses",
@@ -65,7 +67,10 @@ _DEFAULTS: dict[str, object] = {
     "sweep_id": "",
 }
 
-STATUSES = ("completed", "diverged", "failed")
+STATUSES = ("completed", "diverged", "failed", "pending")
+MISSING_STATUSES = ("failed", "pending")
+"""Rows without a result that are not the setting's fault: an infrastructure failure, or a
+run not trained yet (a sweep in progress). They count as missing, never as diverged."""
 
 
 class ResultsFrameError(ValueError):
@@ -128,8 +133,9 @@ def validate_final_losses(final_losses: pd.DataFrame) -> pd.DataFrame:
 
     Required: ``family, peak_lr, weights, horizon, loss``. Optional columns get neutral
     defaults (``seed`` 0, ``status`` from the loss). A row counts as *diverged* when its loss is
-    not finite and its status is not ``failed``; a ``failed`` row (an infrastructure failure, not
-    the setting's fault) counts as missing. A finite loss counts even when its lineage diverged
+    not finite and its status is neither ``failed`` nor ``pending``; a ``failed`` row (an
+    infrastructure failure, not the setting's fault) or a ``pending`` one (not trained yet)
+    counts as missing. A finite loss counts even when its lineage diverged
     later: the run up to that horizon is the same run.
 
     Raises:
@@ -155,7 +161,7 @@ def validate_final_losses(final_losses: pd.DataFrame) -> pd.DataFrame:
         raise ResultsFrameError(
             f"final_losses.status must be one of {list(STATUSES)}, got {unknown!r}"
         )
-    failed = frame["status"].eq("failed")
+    failed = frame["status"].isin(MISSING_STATUSES)
     frame["diverged"] = ~failed & ~np.isfinite(frame["loss"])
     frame.loc[failed & ~np.isfinite(frame["loss"]), "loss"] = np.nan
     frame.loc[frame["diverged"], "loss"] = np.inf
@@ -238,6 +244,24 @@ def _lr_text(lrs: pd.Series) -> pd.Series:
         if text.nunique(dropna=False) == lrs.nunique(dropna=False):
             return text
     return text
+
+
+MEMBER_COLUMNS: tuple[str, ...] = ("family", "schedule_params", "optimizer", "optimizer_params")
+"""A family *member*: several WSD cooldowns (fraction, shape) are members of the family ``wsd``."""
+
+
+def member_labels(candidates: pd.DataFrame) -> pd.Series:
+    """Short labels of the family members of ``candidates``: the family, then only the member
+    values that vary within that family (``"wsd (cooldown_fraction=0.1)"``)."""
+    labels = pd.Series("", index=candidates.index, dtype=object)
+    for _family, rows in candidates.groupby("family", sort=True, dropna=False):
+        varying = [c for c in MEMBER_COLUMNS[1:] if rows[c].astype(str).nunique(dropna=False) > 1]
+        text = rows["family"].astype(str)
+        if varying:
+            inner = rows.apply(_varying_text, axis=1, columns=tuple(varying))
+            text = text + " (" + inner.astype(str) + ")"
+        labels.loc[rows.index] = text.str.replace(" ()", "", regex=False)
+    return labels
 
 
 def candidate_labels(candidates: pd.DataFrame) -> pd.Series:

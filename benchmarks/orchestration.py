@@ -76,13 +76,22 @@ def plain_tune(lineages: list, reuse: bool, cores: int) -> dict:
     grid = tuner.fit()
     wall = time.perf_counter() - began
     train = sum(r.metrics.get("train_time_s", 0.0) for r in grid)
-    return {"wall_s": wall, "train_s": train, "efficiency": train / (wall * cores),
-            "overhead_per_lineage_s": (wall * cores - train) / len(lineages)}
+    return {
+        "wall_s": wall,
+        "train_s": train,
+        "efficiency": train / (wall * cores),
+        "overhead_per_lineage_s": (wall * cores - train) / len(lineages),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=20000, help="longest horizon (steps); 20000 gives ~2 s lineages here")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=20000,
+        help="longest horizon (steps); 20000 gives ~2 s lineages here",
+    )
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--skip-no-reuse", action="store_true")
     args = parser.parse_args()
@@ -95,7 +104,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-orch-"))
     horizons = [args.steps // 2, args.steps]
     spec_path = tmp / "bench.toml"
-    spec_path.write_text(SPEC.format(store=tmp / "store", seeds=list(range(args.seeds)), horizons=horizons))
+    spec_path.write_text(
+        SPEC.format(store=tmp / "store", seeds=list(range(args.seeds)), horizons=horizons)
+    )
     lineages = plan(load_spec(spec_path)).lineages
     t0 = time.perf_counter()
     init_ray()
@@ -103,11 +114,20 @@ def main() -> None:
     began = time.perf_counter()
     outcome = run_sweep(spec_path, progress=False)
     wall = time.perf_counter() - began
-    ours = {"wall_s": wall, "train_s": outcome.train_time_s, "efficiency": outcome.train_time_s / (wall * cores),
-            "overhead_per_lineage_s": (wall * cores - outcome.train_time_s) / len(lineages)}
-    out = {"lineages": len(lineages), "cores": cores, "ray_init_s": ray_start,
-           "mean_lineage_train_s": outcome.train_time_s / len(lineages),
-           "lrsweep": ours, "plain_tune_reuse": plain_tune(lineages, True, cores)}
+    ours = {
+        "wall_s": wall,
+        "train_s": outcome.train_time_s,
+        "efficiency": outcome.train_time_s / (wall * cores),
+        "overhead_per_lineage_s": (wall * cores - outcome.train_time_s) / len(lineages),
+    }
+    out = {
+        "lineages": len(lineages),
+        "cores": cores,
+        "ray_init_s": ray_start,
+        "mean_lineage_train_s": outcome.train_time_s / len(lineages),
+        "lrsweep": ours,
+        "plain_tune_reuse": plain_tune(lineages, True, cores),
+    }
     if not args.skip_no_reuse:
         out["plain_tune_no_reuse"] = plain_tune(lineages, False, cores)
     out["target"] = "lrsweep efficiency >= 0.90"

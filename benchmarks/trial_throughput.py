@@ -50,9 +50,20 @@ def bare_loop(size: str, batch: int, steps: int, seed: int) -> float:
 
 def lineage_loop(size: str, batch: int, steps: int, seed: int, averagers: tuple) -> float:
     spec = LineageSpec(
-        lineage_id="bench", setting_id="bench", workload="char_gpt", workload_params={"size": size},
-        optimizer="adamw", optimizer_params={"weight_decay": 0.1}, peak_lr=1e-3, schedule="constant",
-        schedule_params={}, warmup=0, batch_size=batch, seed=seed, horizons=(steps,), eval_steps=(steps,),
+        lineage_id="bench",
+        setting_id="bench",
+        workload="char_gpt",
+        workload_params={"size": size},
+        optimizer="adamw",
+        optimizer_params={"weight_decay": 0.1},
+        peak_lr=1e-3,
+        schedule="constant",
+        schedule_params={},
+        warmup=0,
+        batch_size=batch,
+        seed=seed,
+        horizons=(steps,),
+        eval_steps=(steps,),
         averagers=averagers,
     )
     marks: dict[int, float] = {}
@@ -75,19 +86,33 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     probe = build_workload("char_gpt", seed=0, batch_size=args.batch, size=args.size)
     tokens_per_step = probe.tokens_per_step
-    times: dict[str, list[float]] = {"bare": [], "lineage_0_averagers": [], "lineage_4_averagers": []}
+    times: dict[str, list[float]] = {
+        "bare": [],
+        "lineage_0_averagers": [],
+        "lineage_4_averagers": [],
+    }
     for r in range(args.rounds):
         times["bare"].append(bare_loop(args.size, args.batch, args.steps, r))
         times["lineage_0_averagers"].append(lineage_loop(args.size, args.batch, args.steps, r, ()))
-        times["lineage_4_averagers"].append(lineage_loop(args.size, args.batch, args.steps, r, FOUR))
+        times["lineage_4_averagers"].append(
+            lineage_loop(args.size, args.batch, args.steps, r, FOUR)
+        )
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {
-        "model": args.size, "n_params": probe.n_params, "batch": args.batch, "tokens_per_step": tokens_per_step,
-        "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps,
+        "model": args.size,
+        "n_params": probe.n_params,
+        "batch": args.batch,
+        "tokens_per_step": tokens_per_step,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
         "seconds_per_step": med,
         "tokens_per_s": {k: tokens_per_step / v for k, v in med.items()},
         "ratio_vs_bare": {k: med["bare"] / v for k, v in med.items()},
-        "averaging_overhead_fraction_of_step": (med["lineage_4_averagers"] - med["lineage_0_averagers"]) / med["lineage_0_averagers"],
+        "averaging_overhead_fraction_of_step": (
+            med["lineage_4_averagers"] - med["lineage_0_averagers"]
+        )
+        / med["lineage_0_averagers"],
         "target": "lineage_4_averagers ratio_vs_bare >= 0.95",
     }
     print(json.dumps(out, indent=2))

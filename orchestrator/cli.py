@@ -90,7 +90,17 @@ def _write_report(store: str, sweep_id: str, out: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _write_report(_store_of(args), args.sweep, args.output)
+    from orchestrator.reporting import report_warnings, write_comparison
+
+    store = _store_of(args)
+    sweeps = list(dict.fromkeys([*args.sweep, *(args.compare or [])]))
+    if len(sweeps) == 1:
+        _write_report(store, sweeps[0], args.output)
+    else:
+        print(f"report: {write_comparison(store, sweeps, args.output)} ({len(sweeps)} sweeps side by side)")
+    for sweep in sweeps:
+        for line in report_warnings(store, sweep):
+            print(f"warning: {sweep}: {line}")
     return 0
 
 
@@ -247,8 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--store")
     sp.add_argument("--json", action="store_true")
 
-    sp = add("report", cmd_report, "Write the self-contained HTML report of a sweep.")
-    sp.add_argument("sweep")
+    sp = add("report", cmd_report,
+             "Write the self-contained HTML report of a sweep; of several sweeps side by side.")
+    sp.add_argument("sweep", nargs="+", help="one sweep, or several to compare side by side")
+    sp.add_argument("--compare", metavar="SWEEP", action="append",
+                    help="another sweep to put side by side with the first (repeatable)")
     sp.add_argument("-o", "--output", default="report.html")
     sp.add_argument("--store")
 

@@ -1,12 +1,86 @@
-"""Glue between the store and `analysis`: reports, fit tables and curve export for the CLI."""
+"""Glue between the store and `analysis`: reports (one sweep or several side by side), the fit
+table of ``lrsweep fit``, curve export — and the exact per-step LR of every curve, rebuilt from
+its schedule, which `analysis` (no torch, no trials) cannot do itself."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["export_curve", "fit_table", "load_sweep_frames", "write_sweep_report"]
+import numpy as np
+
+__all__ = [
+    "LRSequences",
+    "export_curve",
+    "fit_table",
+    "load_sweep_frames",
+    "load_sweep_results",
+    "report_warnings",
+    "write_comparison",
+    "write_sweep_report",
+]
+
+
+class LRSequences(Mapping):
+    """``{curve key: LR of every update from step 0}``, rebuilt lazily from each curve's schedule:
+    ``build_schedule(name, warmup=W, **params).multiplier(step, horizon) · peak_lr`` (trials,
+    pure Python), over the curve's horizon. Keys are ``(setting_id, lineage_id, branch)`` and
+    ``(lineage_id, branch)`` (what an older store's curves can be matched by). A curve whose
+    schedule cannot be rebuilt is absent."""
+
+    def __init__(self, final_losses: Any) -> None:
+        fl = final_losses.loc[
+            final_losses["schedule"].notna() & (final_losses["schedule"].astype(str) != "")
+        ]
+        self._spec: dict[tuple, tuple] = {}
+        self._alias: dict[tuple, tuple] = {}  # (lineage_id, branch) → the full key
+        cols = ["schedule", "schedule_params", "warmup", "peak_lr"]
+        for key, rows in fl.groupby(
+            ["setting_id", "lineage_id", "branch"], sort=False, dropna=False
+        ):
+            r = rows.iloc[0]
+            key = tuple(str(k) for k in key)
+            self._spec[key] = (*(r[c] for c in cols), int(rows["horizon"].max()))
+            self._alias.setdefault(key[1:], key)
+        self._cache: dict[tuple, np.ndarray | None] = {}
+
+    def _build(self, key: tuple) -> np.ndarray | None:
+        from trials.errors import ConfigError
+        from trials.schedules import build_schedule
+
+        name, params, warmup, peak, horizon = self._spec[key]
+        try:
+            p = json.loads(params) if isinstance(params, str) and params else dict(params or {})
+            sched = build_schedule(str(name), warmup=int(warmup), **p)
+            return np.array([sched.multiplier(t, horizon) for t in range(horizon)]) * float(peak)
+        except (ConfigError, TypeError, ValueError):
+            return None
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        key = tuple(str(k) for k in key)
+        key = self._alias.get(key, key)
+        if key not in self._spec:
+            raise KeyError(key)
+        if key not in self._cache:
+            self._cache[key] = self._build(key)
+        if self._cache[key] is None:
+            raise KeyError(key)
+        return self._cache[key]
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self._spec)
+
+    def __len__(self) -> int:
+        return len(self._spec)
 
 
 def load_sweep_frames(store: str, sweep_id: str) -> dict[str, Any]:
@@ -31,56 +105,129 @@ def load_sweep_frames(store: str, sweep_id: str) -> dict[str, Any]:
     }
 
 
+def load_sweep_results(store: str, sweep_id: str) -> Any:
+    """One sweep as :class:`analysis.report.SweepResults`, with its rebuilt LR sequences."""
+    from analysis.report import SweepResults
+
+    f = load_sweep_frames(store, sweep_id)
+    return SweepResults(
+        f["lineages"],
+        f["curves"],
+        f["final_losses"],
+        f["plan"],
+        f["sweep"],
+        LRSequences(f["final_losses"]),
+    )
+
+
 def write_sweep_report(store: str, sweep_id: str, out: str | Path) -> Path:
+    """Write one sweep's HTML report."""
     from analysis.report import write_report
 
-    frames = load_sweep_frames(store, sweep_id)
-    write_report(out, frames["lineages"], frames["curves"], frames["final_losses"], plan=frames["plan"],
-                 sweep=frames["sweep"], title=f"lrsweep report: {sweep_id}")
+    r = load_sweep_results(store, sweep_id)
+    write_report(out, r.lineages, r.curves, r.final_losses, plan=r.plan, sweep=r.sweep,
+                 title=f"lrsweep report: {sweep_id}", lr_sequences=r.lr_sequences)  # fmt: skip
     return Path(out)
 
 
+def write_comparison(store: str, sweep_ids: Sequence[str], out: str | Path) -> Path:
+    """Write the side-by-side report of several sweeps of one store."""
+    from analysis.compare import write_comparison_report
+
+    results = [load_sweep_results(store, s) for s in sweep_ids]
+    return write_comparison_report(
+        out, results, title=f"lrsweep comparison: {' vs '.join(sweep_ids)}"
+    )
+
+
+def report_warnings(store: str, sweep_id: str) -> list[str]:
+    """The sentences the CLI prints after a report or a fit: grid edges, the trend, the noise."""
+    from analysis.horizons import loss_table, seed_losses
+    from analysis.summary import summary_sentences
+
+    fl = load_sweep_frames(store, sweep_id)["final_losses"]
+    if fl.empty:
+        return []
+    keep = (
+        "grid edge",
+        "optimal peak LR",
+        "noise: one seed",
+        "best anytime candidate by mean",
+        "not a winner",
+    )
+    sentences = summary_sentences(loss_table(fl), seed_losses(fl))
+    return [s for s in sentences if any(k in s for k in keep)]
+
+
 def fit_table(store: str, sweep_id: str, *, as_json: bool = False) -> str:
-    """Data-law fits L(D) = E + B/D^beta per (family, weights, model size), as text or JSON."""
-    from analysis.horizons import loss_table  # noqa: F401  (validates the frame shape)
+    """Data-law fits L(D) = E + B/D^beta per (family, weights, model size), as text or JSON.
+
+    Each group is fitted on its best loss at each horizon (the envelope over its other
+    settings); a group with fewer than 4 horizons is refused with the reason, a fit with a
+    parameter on a bound carries its flags, and the grid-edge warnings follow the table.
+    """
+    from analysis.fit_checks import FitRefused
+    from analysis.horizons import loss_table
     from analysis.scaling import fit_data_law
 
-    frames = load_sweep_frames(store, sweep_id)
-    fl = frames["final_losses"]
-    fl = fl[fl["status"] == "completed"].dropna(subset=["loss"])
-    fl = fl.assign(tokens=fl["horizon"] * fl["tokens_per_step"])
+    fl = load_sweep_frames(store, sweep_id)["final_losses"]
+    table = loss_table(fl) if len(fl) else None
     results = []
-    for (family, weights, size), group in fl.groupby(["family", "weights", "model_size"], observed=True):
-        best = group.groupby("tokens")["loss"].min()  # the best LR at each horizon
-        if len(best) < 3:
-            continue
-        try:
-            fit = fit_data_law(best.index.to_numpy(dtype=float), best.to_numpy(dtype=float))
-        except ValueError as exc:
-            results.append({"family": family, "weights": weights, "model_size": size, "error": str(exc)})
-            continue
-        results.append({"family": family, "weights": weights, "model_size": size, "points": len(best),
-                        "E": fit.E, "B": fit.B, "beta": fit.beta, "objective": fit.objective})
+    if table is not None:
+        ok = table.loc[np.isfinite(table["loss"])]
+        ok = ok.assign(x=ok["tokens"].where(ok["tokens"].notna(), ok["horizon"]))
+        for (family, weights, size), group in ok.groupby(
+            ["family", "weights", "model_size"], sort=True
+        ):
+            best = group.groupby("x")["loss"].min()  # the best setting at each horizon
+            row = {"family": family, "weights": weights, "model_size": size, "points": len(best)}
+            try:
+                fit = fit_data_law(best.index.to_numpy(dtype=float), best.to_numpy(dtype=float))
+            except FitRefused as exc:
+                results.append({**row, "refused": str(exc)})
+                continue
+            except ValueError as exc:
+                results.append({**row, "error": str(exc)})
+                continue
+            results.append({**row, "E": fit.E, "B": fit.B, "beta": fit.beta,
+                            "objective": fit.objective, "flags": list(fit.flags)})  # fmt: skip
+    warnings = report_warnings(store, sweep_id) if table is not None else []
     if as_json:
-        return json.dumps(results, indent=2, default=float)
+        return json.dumps({"fits": results, "warnings": warnings}, indent=2, default=float)
     if not results:
-        return "no (family, weights, size) group has 3 or more horizons to fit"
+        return "no finite losses to fit yet"
     from io import StringIO
 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"data laws L(D) = E + B / D^beta  ({sweep_id})")
-    for col in ("family", "weights", "model_size", "points", "E", "B", "beta", "objective"):
-        table.add_column(col)
+    out = Table(title=f"data laws L(D) = E + B / D^beta  ({sweep_id})")
+    for col in (
+        "family",
+        "weights",
+        "model_size",
+        "points",
+        "E",
+        "B",
+        "beta",
+        "objective",
+        "notes",
+    ):
+        out.add_column(col)
     for r in results:
-        if "error" in r:
-            table.add_row(r["family"], r["weights"], r["model_size"], "-", "fit failed", "", "", r["error"])
+        head = (str(r["family"]), str(r["weights"]), str(r["model_size"]), str(r["points"]))
+        if "refused" in r:
+            out.add_row(*head, "refused", "", "", "", r["refused"].split(": ", 1)[-1])
+        elif "error" in r:
+            out.add_row(*head, "fit failed", "", "", "", r["error"])
         else:
-            table.add_row(r["family"], r["weights"], r["model_size"], str(r["points"]), f"{r['E']:.4f}",
-                          f"{r['B']:.4g}", f"{r['beta']:.4f}", f"{r['objective']:.3g}")
+            out.add_row(*head, f"{r['E']:.4f}", f"{r['B']:.4g}", f"{r['beta']:.4f}",
+                        f"{r['objective']:.3g}", "; ".join(r["flags"]) or "ok")  # fmt: skip
     buf = StringIO()
-    Console(file=buf, width=140).print(table)
+    console = Console(file=buf, width=160)
+    console.print(out)
+    for w in warnings:
+        console.print(f"warning: {w}", markup=False, highlight=False)
     return buf.getvalue()
 
 
@@ -94,7 +241,9 @@ def export_curve(store: str, sweep_id: str, lineage: str, branch: str | None = N
     curves = load_curves(store, sweep_id, split="train")
     ids = sorted(i for i in curves["lineage_id"].astype(str).unique() if i.startswith(lineage))
     if len(ids) != 1:
-        raise ConfigError("lineage", lineage, f"the id (or a unique prefix) of one lineage ({len(ids)} match)")
+        raise ConfigError(
+            "lineage", lineage, f"the id (or a unique prefix) of one lineage ({len(ids)} match)"
+        )
     sub = curves[curves["lineage_id"].astype(str) == ids[0]]
     branches = sorted(sub["branch"].astype(str).unique())
     if branch is None:

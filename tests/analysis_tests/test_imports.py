@@ -20,12 +20,15 @@ def _loaded_after(imports: str, watched: tuple[str, ...]) -> list[str]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_analysis_imports_without_ray_or_torch():
+def test_analysis_imports_without_ray_torch_or_trials():
+    # analysis gets the exact per-step LR from its caller (orchestrator.reporting rebuilds it
+    # with trials.schedules): it imports neither ray, nor torch, nor trials.
     imports = (
         "import analysis, analysis.horizons, analysis.report, analysis.figures, analysis.tables, "
-        "analysis.scaling, analysis.curves"
+        "analysis.scaling, analysis.curves, analysis.curve_validation, analysis.compare, "
+        "analysis.law_curves, analysis.summary, analysis.grid, analysis.noise"
     )
-    assert _loaded_after(imports, ("torch", "ray")) == []
+    assert _loaded_after(imports, ("torch", "ray", "trials", "orchestrator")) == []
 
 
 def test_the_check_sees_an_imported_module():

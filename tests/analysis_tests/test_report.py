@@ -1,18 +1,12 @@
-"""The HTML report on a synthetic but realistic sweep, down to a real headless Chromium.
-
-The synthetic sweep has the store's frames exactly: 4 families (cosine: one lineage per
-horizon; wsd: a constant trunk with a cooldown branch per horizon; constant; schedule-free
-AdamW) × 3 horizons × 2 peak LRs × 2 weights variants × 2 seeds × 2 model sizes, with train rows
-(lr, loss) every 5 steps and eval rows every 50 steps. Losses follow a power law in the LR area
-plus an LR-proportional noise floor, so cooldowns and averaging help as they do in practice.
-"""
+"""The HTML report on a synthetic but realistic sweep (``_sweep.py``), down to a real headless
+Chromium: every figure drawn, the answer stated, the table sortable and filterable, the
+comparison of two sweeps rendered."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -24,188 +18,49 @@ import plotly.offline
 import pytest
 
 from analysis import FIGURE_IDS, build_panels, build_report, export_curve_csv, write_report
-from analysis.figures import curve_law_figure
-
-HORIZONS = (200, 400, 800)
-LRS = (1e-3, 3e-3)
-SEEDS = (0, 1)
-SIZES = {"tiny": 1.0e4, "small": 4.0e4}
-TOKENS_PER_STEP = 1000
-WARMUP = 20
-EVAL_EVERY = 50
-TRAIN_EVERY = 5
-
-
-def _lr_sequence(family: str, peak: float, horizon: int, length: int) -> np.ndarray:
-    t = np.arange(length, dtype=float)
-    warm = np.minimum(1.0, (t + 1) / WARMUP)
-    if family == "cosine":
-        p = np.clip((t - WARMUP) / (horizon - WARMUP), 0, 1)
-        mult = np.where(t < WARMUP, warm, 0.1 + 0.9 * (1 + np.cos(np.pi * p)) / 2)
-    elif family == "wsd":
-        start = int(0.8 * horizon)
-        q = np.clip((t - start) / (horizon - start), 0, 1)
-        mult = np.where(t < start, warm, 1 - np.sqrt(q))
-    else:  # constant, sf_adamw
-        mult = warm
-    return peak * mult
-
-
-def _losses(lr: np.ndarray, n_params: float, weights: str) -> np.ndarray:
-    """Eval loss after each update (index = updates done - 1) for one weights variant."""
-    area = np.cumsum(lr) / 1e-3
-    base = 1.2 + 40.0 * n_params**-0.3 + 3.0 * (1.0 + area) ** -0.4
-    floor = 0.05 * lr / 1e-3
-    factor = {"raw": 1.0, "ema@0.05": 0.4, "x": 0.3}[weights]
-    return base + factor * floor + (0.004 if weights != "raw" else 0.0)
-
-
-def make_results() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """(lineages, curves, final_losses, plan) of the synthetic sweep described above."""
-    rng = np.random.default_rng(0)
-    lineages, curves, finals = [], [], []
-    longest = max(HORIZONS)
-    for size, n_params in SIZES.items():
-        for family in ("constant", "cosine", "sf_adamw", "wsd"):
-            sf = family == "sf_adamw"
-            weights = ("x", "ema@0.05") if sf else ("raw", "ema@0.05")
-            for peak in LRS:
-                for seed in SEEDS:
-                    setting = dict(
-                        sweep_id="synthetic",
-                        workload="shakespeare",
-                        model_size=size,
-                        n_params=n_params,
-                        family=family,
-                        optimizer="sf_adamw" if sf else "adamw",
-                        optimizer_params=json.dumps({"betas": [0.9, 0.95]}),
-                        schedule=None if sf else family,
-                        schedule_params=json.dumps(
-                            {"cooldown_fraction": 0.2, "cooldown_shape": "1-sqrt"}
-                            if family == "wsd"
-                            else {}
-                        ),
-                        peak_lr=peak,
-                        warmup=WARMUP,
-                        batch_size=8,
-                        seed=seed,
-                        tokens_per_step=TOKENS_PER_STEP,
-                    )
-                    setting["setting_id"] = f"{size}-{family}-{peak:g}-{seed}"
-                    # (lineage_id, branch, parent, fork_step, start, end, schedule horizon, horizons answered)
-                    if family == "cosine":
-                        branches = [
-                            (f"{setting['setting_id']}-T{h}", "main", None, None, 0, h, h, [h])
-                            for h in HORIZONS
-                        ]
-                    elif family == "wsd":
-                        lid = setting["setting_id"]
-                        trunk_end = int(0.8 * longest)
-                        branches = [(lid, "trunk", None, None, 0, trunk_end, longest, [])]
-                        branches += [
-                            (lid, f"h={h}", "trunk", int(0.8 * h), int(0.8 * h), h, h, [h])
-                            for h in HORIZONS
-                        ]
-                    else:
-                        branches = [
-                            (
-                                setting["setting_id"],
-                                "main",
-                                None,
-                                None,
-                                0,
-                                longest,
-                                longest,
-                                list(HORIZONS),
-                            )
-                        ]
-                    # sf_adamw at the high LR diverges for seed 1 (at step 300): a realistic failure.
-                    diverge_at = 300 if (sf and peak == 3e-3 and seed == 1) else None
-                    for lid, branch, parent, fork, start, end, sched_h, answers in branches:
-                        lr = _lr_sequence(family, peak, sched_h, end)
-                        stop = end if diverge_at is None else min(end, diverge_at)
-                        status = "completed" if diverge_at is None or stop == end else "diverged"
-                        lineages.append(
-                            {
-                                **setting,
-                                "lineage_id": lid,
-                                "branch": branch,
-                                "parent": parent,
-                                "fork_step": fork,
-                                "horizons": answers,
-                                "max_step": end,
-                                "status": status,
-                                "error": None if status == "completed" else "loss is nan",
-                                "steps_trained": stop - start,
-                                "tokens_trained": (stop - start) * TOKENS_PER_STEP,
-                                "flops_trained": 6.0 * n_params * (stop - start) * TOKENS_PER_STEP,
-                                "wall_time_s": 0.01 * (stop - start),
-                                "schedule_params": setting["schedule_params"],
-                            }
-                        )
-                        for t in range(start, stop, TRAIN_EVERY):
-                            loss = _losses(lr[: t + 1], n_params, "raw")[-1] + rng.normal(0, 0.02)
-                            curves.append((lid, branch, t, "train", "raw", lr[t], loss))
-                        for e in [*range(max(start, EVAL_EVERY), stop + 1, EVAL_EVERY), *answers]:
-                            if e > stop or e <= start and start > 0:
-                                continue
-                            for w in weights:
-                                loss = _losses(lr[:e], n_params, w)[-1] + rng.normal(0, 0.003)
-                                curves.append((lid, branch, e, "eval", w, lr[e - 1], loss))
-                        for h in answers:
-                            for w in weights:
-                                ok = h <= stop
-                                loss = (
-                                    _losses(lr[:h], n_params, w)[-1] + rng.normal(0, 0.003)
-                                    if ok
-                                    else math.nan
-                                )
-                                finals.append(
-                                    {
-                                        **setting,
-                                        "lineage_id": lid,
-                                        "branch": branch,
-                                        "horizon": h,
-                                        "weights": w,
-                                        "loss": loss,
-                                        "status": "completed" if ok else "diverged",
-                                    }
-                                )
-    curves_df = pd.DataFrame(
-        curves, columns=["lineage_id", "branch", "step", "split", "weights", "lr", "loss"]
-    )
-    curves_df = curves_df.drop_duplicates(["lineage_id", "branch", "step", "split", "weights"])
-    curves_df["sweep_id"] = "synthetic"
-    curves_df["tokens"] = curves_df["step"] * TOKENS_PER_STEP
-    curves_df["flops"] = curves_df["tokens"] * 6.0e4
-    lin = pd.DataFrame(lineages)
-    plan = {
-        "planned_tokens": float(lin["tokens_trained"].sum()),
-        "naive_tokens": float(sum(sum(h) for h in lin["horizons"]) * TOKENS_PER_STEP),
-        "planned_flops": float(lin["flops_trained"].sum()),
-        "naive_flops": None,
-        "lineages": [],
-    }
-    return lin, curves_df, pd.DataFrame(finals), plan
+from analysis.compare import COMPARE_FIGURE_IDS, write_comparison_report
+from analysis.figures import FAMILY_COLORS
+from analysis.report import SweepResults
+from tests.analysis_tests._sweep import SWEEP_ROW, make_results
 
 
 @pytest.fixture(scope="module")
-def results() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+def results():
     return make_results()
 
 
 @pytest.fixture(scope="module")
 def report_path(results, tmp_path_factory) -> Path:
     """The report, built once for the module (a build takes seconds: bootstrap bands, fits)."""
+    lin, cur, fl, plan, lrs = results
     folder = tmp_path_factory.mktemp("report") / "out"
     return write_report(
-        folder / "report.html", *results, sweep={"sweep_id": "synthetic"}, title="synthetic sweep"
+        folder / "report.html",
+        lin,
+        cur,
+        fl,
+        plan,
+        sweep=SWEEP_ROW,
+        title="synthetic sweep",
+        lr_sequences=lrs,
     )
 
 
 @pytest.fixture(scope="module")
 def report_html(report_path) -> str:
     return report_path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def compare_path(results, tmp_path_factory) -> Path:
+    lin, cur, fl, plan, lrs = results
+    b = make_results(seeds=(0,), sweep_id="other", shift=0.02)
+    folder = tmp_path_factory.mktemp("compare")
+    return write_comparison_report(
+        folder / "compare.html",
+        [SweepResults(lin, cur, fl, plan, SWEEP_ROW, lrs),
+         SweepResults(b[0], b[1], b[2], b[3], {**SWEEP_ROW, "sweep_id": "other"}, b[4])],
+    )  # fmt: skip
 
 
 def _figure_specs(text: str) -> dict[str, dict]:
@@ -229,9 +84,7 @@ def _n_values(array: object) -> int:
 def test_plotly_bundle_is_embedded_exactly_once(report_html):
     signature = plotly.offline.get_plotlyjs()[:300]
     assert report_html.count(signature) == 1
-    assert not re.search(
-        r"<(script|link|img)[^>]+(src|href)=", report_html
-    )  # offline: nothing fetched
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", report_html)  # offline
     assert report_html.count('<script type="text/javascript">') == 1
 
 
@@ -244,55 +97,168 @@ def test_every_figure_is_present_with_data(report_html):
     assert list(specs) == list(FIGURE_IDS), "a figure is missing (became a note?)"
     for fig_id, spec in specs.items():
         assert f'<div id="{fig_id}" class="lrsweep-plot"' in report_html
-        traces = spec["data"]
-        assert traces, fig_id
-        n_points = sum(max(_n_values(t.get("y")), _n_values(t.get("z"))) for t in traces)
+        n_points = sum(max(_n_values(t.get("y")), _n_values(t.get("z"))) for t in spec["data"])
         assert n_points > 0, f"{fig_id} has only empty traces"
     assert "Not drawn" not in report_html and "Failed:" not in report_html
 
 
-def test_summary_states_the_answer(report_html, results):
+def test_summary_states_the_answer_and_the_definitions(report_html):
     findings = re.search(
         r'<ul class="findings" id="findings">(.*?)</ul>', report_html, flags=re.S
     ).group(1)
-    # Two model sizes: every sentence says which it is about.
-    assert re.search(
-        r"<li>\[shakespeare small\] anytime-optimal: \S.*worst-case regret \d", findings
-    ) or re.search(
-        r"<li>\[shakespeare small\] anytime-optimal: \S.*the best candidate at every horizon",
+    # Two model sizes: every sentence says which it is about. The anytime answer is horizon-free.
+    head = re.search(
+        r"<li>\[shakespeare small\] (anytime-optimal|best anytime candidate by mean): (\S+)",
         findings,
     )
-    assert "× Chinchilla" in findings  # tokens and n_params known: multiples of 20 tokens/param
-    # Seed 1 of sf_adamw at lr 3e-3 diverged: both its weights variants are flagged, not dropped.
+    assert head and head.group(2) in ("constant", "sf_adamw")
+    assert "against the tuned envelope over 0.125–1× Chinchilla" in findings  # small: N = 4e4
+    assert "[shakespeare small] best horizon-aware setting: wsd" in findings
     assert "diverged: 2 candidate(s)" in findings and "sf_adamw lr=0.003 with x" in findings
     assert "compute: the plan spends" in findings
+    assert "noise: up to 2 seeds per setting; comparisons are paired by seed" in findings
+    definitions = re.search(
+        r'<section id="definitions">(.*?)</section>', report_html, flags=re.S
+    ).group(1)
+    assert "Anytime (horizon-free) candidates" in definitions and "envelope" in definitions
     assert report_html.index('id="summary"') < report_html.index('id="section-fig-lr-schedules"')
-    assert report_html.count('class="summary-table"') == 2
+    assert (
+        report_html.count('class="summary-table"') == 2
+        and report_html.count('class="envelope-table"') == 2
+    )
 
 
-def test_curve_law_panel_fits_and_predicts_held_out_schedules(results):
-    fig = curve_law_figure(results[0], results[1])
-    names = [t.name for t in fig.data]
-    # constant and cosine are fitted (3+ families), wsd and … held out and predicted.
-    assert any(n.startswith("constant predicted (fitted)") for n in names)
-    assert any(n.startswith("cosine predicted (fitted)") for n in names)
-    held = [n for n in names if "predicted (held out)" in n]
+def test_one_colour_per_family_in_every_figure(report_html):
+    """Every trace whose name starts with a family (or its candidate label) has that family's
+    colour, in every figure; weights variants differ by dash/marker, not colour."""
+    specs = _figure_specs(report_html)
+    seen: dict[str, set[str]] = {}
+    for fig_id, spec in specs.items():
+        if fig_id in ("fig-regret-heatmap", "fig-compute", "fig-chinchilla"):
+            continue  # a heatmap; bars; sizes in shades of the family colour (checked below)
+        for t in spec["data"]:
+            name = t.get("name") or ""
+            fam = next(
+                (f for f in sorted(FAMILY_COLORS, key=len, reverse=True) if name.startswith(f)),
+                None,
+            )
+            color = (t.get("line") or {}).get("color") or (t.get("marker") or {}).get("color")
+            if fam and color and t.get("mode") != "markers" or (fam and fig_id == "fig-curve-law"):
+                assert color == FAMILY_COLORS[fam], (fig_id, name, color)
+                seen.setdefault(fam, set()).add(fig_id)
+    assert seen["constant"] >= {
+        "fig-lr-schedules",
+        "fig-loss-vs-horizon",
+        "fig-loss-vs-lr",
+        "fig-curve-law",
+    }
+    assert seen["sf_adamw"] >= {"fig-loss-vs-horizon"}
+    eval_fig = specs["fig-eval-curves"]["data"]
+    dashes = {(t["name"].split(" · ")[0], t["line"]["dash"]) for t in eval_fig}
+    assert ("raw", "solid") in dashes and ("ema@0.05", "dash") in dashes
+    assert len({t["line"]["color"] for t in eval_fig if t.get("visible", True) is not False}) == 1
+
+
+def test_error_bars_hover_and_ticks(report_html):
+    spec = _figure_specs(report_html)["fig-loss-vs-horizon"]
+    bars = [t for t in spec["data"] if t.get("error_y")]
+    assert bars and all(t["error_y"]["visible"] for t in bars)  # 2 seeds: drawn
+    assert any(_n_values(t["error_y"]["array"]) == 4 for t in bars)
+    text = json.dumps(spec["data"], ensure_ascii=False)
+    assert "steps · " in text and "K tokens · " in text and "× Chinchilla" in text  # hover
+    assert "e+0" not in text  # no 8.19e+05 in hover text
+    xaxis = spec["layout"]["xaxis"]
+    assert xaxis["type"] == "log" and {"100K", "200K", "500K"} <= set(xaxis["ticktext"])
+    assert "Error bars: ±1 standard error over seeds" in report_html
+
+
+def test_one_seed_report_says_there_are_no_error_bars():
+    lin, cur, fl, plan, lrs = make_results(seeds=(0,))
+    html = build_report(lin, cur, fl, plan, sweep=SWEEP_ROW, lr_sequences=lrs)
+    spec = _figure_specs(html)["fig-loss-vs-horizon"]
+    assert not any((t.get("error_y") or {}).get("visible") for t in spec["data"])
+    assert "This sweep has one seed per setting: no error bars." in html
+    findings = re.search(r'<ul class="findings" id="findings">(.*?)</ul>', html, flags=re.S).group(
+        1
+    )
+    assert "significant" not in findings.replace("called significant", "")
+    assert "n/a (1 seed)" in findings
+
+
+def test_results_table_and_provenance(report_html, results):
+    table = re.search(
+        r'<table class="lrsweep-table" id="results-table">(.*?)</table>', report_html, flags=re.S
+    )
+    heads = re.findall(r'<th data-key="(\w+)" data-type="(\w+)"', table.group(1))
+    assert (
+        ("loss", "num") in heads and ("candidate", "text") in heads and ("regret", "num") in heads
+    )
+    n_rows = table.group(1).count("<tr>") - 1
+    fl = results[2]
+    n_candidates = fl.groupby(["model_size", "family", "peak_lr", "weights"]).ngroups
+    assert n_rows == n_candidates * 4  # one row per candidate and horizon
+    assert 'data-table="results-table"' in report_html  # the filter box
+    prov = re.search(r'<section id="provenance">(.*?)</section>', report_html, flags=re.S).group(1)
+    assert "lrsweep 0.1.0+test" in prov and "0123abcd" in prov and "2026-11-30 10:05:00" in prov
+    assert "report written" in prov and re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", prov)
+    fixed = re.search(r'<table class="fixed-hparams">(.*?)</table>', prov, flags=re.S).group(1)
+    assert "<td>warmup</td><td>20</td>" in fixed and "<td>batch_size</td><td>8</td>" in fixed
+    assert "<td>adamw.betas</td><td>[0.9, 0.95]</td>" in fixed
+    swept = re.search(r'<table class="swept-hparams">(.*?)</table>', prov, flags=re.S).group(1)
+    assert "<td>peak_lr</td><td>0.001, 0.003</td>" in swept
+    assert "steps = [100, 200, 400, 800]" in prov  # the spec as submitted
+
+
+def test_curve_law_panel_fits_eval_curves_and_shows_the_held_out_prediction(report_html):
+    spec = _figure_specs(report_html)["fig-curve-law"]
+    names = [t.get("name", "") for t in spec["data"]]
+    assert spec["layout"]["yaxis"]["title"]["text"] == "eval loss (raw weights)"
+    assert any(n.startswith("constant measured eval loss (fitted)") for n in names)
+    assert any(n.startswith("cosine: predicted without it (LOSO)") for n in names)
+    held = [n for n in names if "predicted from its LR alone" in n]
     assert held and held[0].startswith("wsd")
     err = float(re.search(r"mean \|rel err\| ([\d.]+)%", held[0]).group(1))
-    assert err < 5.0  # the synthetic losses are a power law in the LR area: predictable
-    assert "held-out prediction error: wsd" in fig.layout.meta["note"]
+    assert err < 2.0  # the synthetic losses are a power law in the LR area: predictable
+    caption = re.search(
+        r'id="section-fig-curve-law".*?<p class="caption">(.*?)</p>', report_html, flags=re.S
+    ).group(1)
+    assert "fitted on the eval losses of constant, cosine with the exact per-step LR" in caption
+    assert "wsd (held out): mean |rel err|" in caption and "multi-start optima" in caption
+    # the LR-annealing law predicts the held-out schedule too (dotted), with its error
+    assert any(n.startswith("wsd: LR-annealing law, predicted — mean |rel err|") for n in names)
+    assert "LR-annealing law (Tissue et al. 2024, dotted), held out: wsd: mean |rel err|" in caption
 
 
-def test_build_panels_matches_the_report(results, report_html):
-    panels = build_panels(*results[:3])  # no plan: compute is estimated from the lineages
-    assert [p.id for p in panels] == list(FIGURE_IDS)
-    assert all(p.figure is not None for p in panels), [p.note for p in panels if p.figure is None]
+def test_curve_law_needs_the_exact_lr_when_train_rows_are_sub_sampled(results):
+    lin, cur, fl, plan, _ = results
+    panels = build_panels(lin, cur, fl, plan)  # no LR sequences, train rows every 5 steps
+    law = next(p for p in panels if p.id == "fig-curve-law")
+    assert law.figure is None and "no exact per-step LR" in law.note
+
+
+def test_an_old_store_layout_gives_the_same_answer(results):
+    old = make_results(whole=False)
+    lin, cur, fl, plan, lrs = old
+    legacy_lrs = {(k[1], k[2]): v for k, v in lrs.items()}
+    panels = {p.id: p for p in build_panels(lin, cur, fl, plan, legacy_lrs)}
+    assert panels["fig-curve-law"].figure is not None, panels["fig-curve-law"].note
+    assert all(p.figure is not None for p in panels.values()), [
+        p.note for p in panels.values() if p.figure is None
+    ]
+    # the WSD cooldown branch's eval curve starts at step 50 (the trunk's rows put in front)
+    eval_fig = panels["fig-eval-curves"].figure
+    wsd = [
+        t
+        for t in eval_fig.data
+        if t.name.startswith("raw · T=800") and t.line.color == FAMILY_COLORS["wsd"]
+    ]
+    assert wsd and min(wsd[0].x) == 50
 
 
 def test_single_horizon_gives_notes_not_a_crash(results):
-    lineages, curves, finals, _ = results
-    one = finals.loc[finals["horizon"] == 400]
-    text = build_report(lineages, curves, one)
+    lin, cur, fl, _, lrs = results
+    one = fl.loc[fl["horizon"] == 400]
+    text = build_report(lin, cur, one, lr_sequences=lrs)
     specs = _figure_specs(text)
     for fig_id in ("fig-loss-vs-horizon", "fig-regret-heatmap", "fig-data-law", "fig-chinchilla"):
         assert fig_id not in specs
@@ -308,21 +274,40 @@ def test_write_report_is_atomic_and_complete(report_path, report_html):
     assert [p.name for p in report_path.parent.iterdir()] == ["report.html"]  # no temp file left
 
 
-def test_export_curve_csv_round_trip(results):
-    lineages, curves, _, _ = results
-    text = export_curve_csv(curves, "tiny-cosine-0.001-0-T400", "main")
+def test_comparison_report_puts_two_sweeps_side_by_side(compare_path):
+    html = compare_path.read_text(encoding="utf-8")
+    assert re.findall(r'<section class="compare-sweep" data-sweep="([^"]+)">', html) == [
+        "synthetic",
+        "other",
+    ]
+    specs = _figure_specs(html)
+    assert list(specs) == list(COMPARE_FIGURE_IDS)
+    names = [t["name"] for t in specs["fig-compare-horizon"]["data"]]
+    assert any(n.startswith("synthetic: ") for n in names) and any(
+        n.startswith("other: ") for n in names
+    )
+    assert "<td>seed</td><td>0, 1</td><td>0</td>" in html  # what differs between the sweeps
+    rows = re.search(
+        r'<table class="lrsweep-table" id="results-table">(.*?)</table>', html, flags=re.S
+    ).group(1)
+    assert (
+        '<th data-key="sweep"' in rows and "<td>other</td>" in rows and "<td>synthetic</td>" in rows
+    )
+
+
+def test_export_curve_csv_round_trip():
+    lin, cur, *_ = make_results(whole=False)
+    text = export_curve_csv(cur, "tiny-cosine-0.001-0-T400", "main")
     assert text.splitlines()[0] == "step,lr,loss"
     back = pd.read_csv(io.StringIO(text))
-    want = curves.loc[
-        (curves["lineage_id"] == "tiny-cosine-0.001-0-T400") & (curves["split"] == "train")
-    ]
+    want = cur.loc[(cur["lineage_id"] == "tiny-cosine-0.001-0-T400") & (cur["split"] == "train")]
     want = want.sort_values("step")[["step", "lr", "loss"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(back, want, check_exact=False, rtol=1e-9)
 
 
-def test_export_curve_csv_prefixes_a_cooldown_with_its_trunk(results):
-    lineages, curves, _, _ = results
-    back = pd.read_csv(io.StringIO(export_curve_csv(curves, "tiny-wsd-0.001-0", "h=400", lineages)))
+def test_export_curve_csv_prefixes_a_cooldown_with_its_trunk():
+    lin, cur, *_ = make_results(whole=False)
+    back = pd.read_csv(io.StringIO(export_curve_csv(cur, "tiny-wsd-0.001-0", "h=400", lin)))
     assert back["step"].iloc[0] == 0 and back["step"].is_monotonic_increasing
     assert back.loc[back["step"] < 320, "lr"].eq(1e-3).sum() > 50  # the trunk's constant phase
     assert back["lr"].iloc[-1] < 1e-4  # and the cooldown to (nearly) zero at step 400
@@ -330,55 +315,106 @@ def test_export_curve_csv_prefixes_a_cooldown_with_its_trunk(results):
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+]  # fmt: skip
+
+
+def _render(url: str, profile: Path) -> tuple[str, list[str]]:
+    proc = subprocess.run(
+        [CHROMIUM, *_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=15000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [
+        line for line in proc.stderr.splitlines()
+        if "CONSOLE" in line and ("Uncaught" in line or "lrsweep: figure" in line or ":ERROR:" in line)
+    ]  # fmt: skip
+    return proc.stdout, console
+
+
+def _drawn(dom: str, fig_id: str) -> None:
+    m = re.search(rf'<div id="{fig_id}"([^>]*)>(.*?)</section>', dom, flags=re.S)
+    assert m, f"{fig_id} missing from the rendered DOM"
+    assert 'data-rendered="true"' in m.group(1), f"{fig_id} was not drawn"
+    assert 'class="main-svg"' in m.group(2), f"{fig_id} has no plotly SVG"
+    assert re.search(r'class="(scatterlayer|barlayer|heatmaplayer)', m.group(2)), fig_id
+    assert re.search(r'<path class="js-line" d="M[\d.]+,|class="point"|<image', m.group(2)), fig_id
+
+
+browser = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs the chromium binary (Debian package `chromium`)"
+)
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="needs the chromium binary (Debian package `chromium`)"
-)
+@browser
 def test_report_renders_in_headless_chromium(tmp_path, report_path):
-    path = report_path
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            *_FLAGS,
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-            path.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    console = [
-        line
-        for line in proc.stderr.splitlines()
-        if "CONSOLE" in line
-        and ("Uncaught" in line or "lrsweep: figure" in line or ":ERROR:" in line)
-    ]
+    dom, console = _render(report_path.as_uri(), tmp_path / "profile")
     assert not console, "\n".join(console)
-    dom = proc.stdout
     assert 'data-error="' not in dom and '<p class="render-error">' not in dom
     for fig_id in FIGURE_IDS:
-        m = re.search(rf'<div id="{fig_id}"([^>]*)>(.*?)</section>', dom, flags=re.S)
-        assert m, f"{fig_id} missing from the rendered DOM"
-        assert 'data-rendered="true"' in m.group(1), f"{fig_id} was not drawn"
-        assert 'class="main-svg"' in m.group(2), f"{fig_id} has no plotly SVG"
-        # Some trace was drawn with data: a path with coordinates, a bar, or heatmap pixels.
-        assert re.search(r'class="(scatterlayer|barlayer|heatmaplayer)', m.group(2)), fig_id
-        assert re.search(r'<path class="js-line" d="M[\d.]+,|class="point"|<image', m.group(2)), (
-            fig_id
-        )
+        _drawn(dom, fig_id)
+    count = re.search(r'<span data-count="results-table">([^<]*)</span>', dom).group(1)
+    n = (
+        re.search(r'<table class="lrsweep-table" id="results-table">(.*?)</table>', dom, flags=re.S)
+        .group(1)
+        .count("<tr")
+    )
+    assert count == f"{n - 1} of {n - 1} rows"  # the script ran: every row shown, counted
+
+
+def _table_rows(dom: str, column: int = 9) -> list[tuple[str, str, bool]]:
+    """(candidate, data-v of ``column`` (9: loss), shown) of every results-table row, in order."""
+    body = re.search(
+        r'<table class="lrsweep-table" id="results-table">.*?<tbody>(.*?)</tbody>', dom, flags=re.S
+    ).group(1)
+    out = []
+    for tr in re.findall(r"<tr[^>]*>.*?</tr>", body, flags=re.S):
+        cells = re.findall(r"<td([^>]*)>(.*?)</td>", tr, flags=re.S)
+        loss = re.search(r'data-v="([^"]*)"', cells[column][0]).group(1)
+        out.append((cells[1][1], loss, 'style="display: none;"' not in tr))
+    return out
+
+
+@pytest.mark.browser
+@browser
+def test_results_table_sorts_and_filters_in_chromium(tmp_path, report_path):
+    # #sort=loss clicks the "loss" header on load (and dir=desc a second time); #filter types
+    # into the filter box: the page's own handlers do the work.
+    dom, console = _render(report_path.as_uri() + "#sort=loss", tmp_path / "p1")
+    assert not console, "\n".join(console)
+    assert 'data-key="loss" data-type="num" title="click to sort" aria-sort="ascending"' in dom
+    rows = _table_rows(dom)
+    values = [float(v) if v not in ("", "inf") else float("inf") for _, v, _ in rows if v != ""]
+    assert values == sorted(values) and values[-1] == float("inf")  # diverged last
+    assert [v for _, v, _ in rows][-1] in ("", "inf")  # missing or diverged at the end
+    dom, _ = _render(
+        report_path.as_uri() + "#sort=loss&dir=desc&filter=cosine%20raw", tmp_path / "p2"
+    )
+    rows = _table_rows(dom)
+    shown = [r for r in rows if r[2]]
+    assert shown and all(c.startswith("cosine") and c.endswith("with raw") for c, _, _ in shown)
+    assert len(shown) == 2 * 2 * 4  # 2 sizes × 2 LRs × 4 horizons
+    finite = [float(v) for _, v, _ in shown]
+    assert finite == sorted(finite, reverse=True)
+    assert re.search(r'<span data-count="results-table">16 of \d+ rows</span>', dom)
+    # another numeric column, by its exact values; diverged (inf) after every finite one
+    dom, _ = _render(report_path.as_uri() + "#sort=regret", tmp_path / "p3")
+    regrets = [v for _, v, _ in _table_rows(dom, column=12)]
+    finite = [float(v) for v in regrets if v not in ("", "inf")]
+    assert finite == sorted(finite) and finite[0] == 0.0 and finite[-1] > 0.05
+    assert regrets.index("inf") == len(finite)
+
+
+@pytest.mark.browser
+@browser
+def test_comparison_report_renders_two_sweeps_in_chromium(tmp_path, compare_path):
+    dom, console = _render(compare_path.as_uri(), tmp_path / "profile")
+    assert not console, "\n".join(console)
+    for fig_id in COMPARE_FIGURE_IDS:
+        _drawn(dom, fig_id)
+    assert dom.count('class="compare-sweep"') == 2
+    legend = re.search(r'<div id="fig-compare-horizon".*?</section>', dom, flags=re.S).group(0)
+    assert "synthetic: " in legend and "other: " in legend

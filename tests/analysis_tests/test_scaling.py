@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.fit_checks import FitRefused
 from analysis.scaling import CHINCHILLA_GRID, ChinchillaFit, fit_chinchilla, fit_data_law
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch.csv"
@@ -149,31 +150,80 @@ def test_data_law_recovered_on_synthetic_data():
 
 
 def test_data_law_keeps_E_below_the_smallest_loss():
-    fit = fit_data_law([1e9, 2e9, 4e9], [3.0, 2.9, 2.85])
-    assert 0 < fit.E <= 2.85
-    assert fit.objective < 1e-20  # three points, three parameters
+    fit = fit_data_law([1e9, 2e9, 4e9, 8e9], [3.0, 2.9, 2.85, 2.84])
+    assert 0 < fit.E <= 2.84
+
+
+def test_a_fit_with_no_more_points_than_parameters_is_refused_with_the_reason():
+    # Three horizons for three parameters: any three points are interpolated exactly, so the
+    # fit would say nothing. The refusal names the law, the count and what is needed.
+    with pytest.raises(
+        FitRefused,
+        match=r"L\(D\) = E \+ B/D\^beta refused: it has 3 parameters "
+        r"and needs at least 4 points \(3 \+ 1\), got 3",
+    ):
+        fit_data_law([1e9, 2e9, 4e9], [3.0, 2.9, 2.85])
+    n, d, loss = _synthetic(noise=0.0)
+    with pytest.raises(FitRefused, match=r"5 parameters and needs at least 6 points .* got 5"):
+        fit_chinchilla(n[:5], d[:5], loss[:5])
+    assert (
+        fit_chinchilla(n[:6] * [1, 1, 1, 1, 1, 2], d[:6], loss[:6] * [1, 1, 1, 1, 1, 0.99]).n_points
+        == 6
+    )
+
+
+def test_E_on_its_bound_is_flagged_and_a_sound_fit_is_not():
+    d = np.geomspace(1e8, 1e11, 6)
+    # A pure power law (no irreducible loss): the optimum puts E on its lower bound 0.
+    pure = fit_data_law(d, 900.0 * d**-0.3)
+    assert pure.E < 1e-3 * (900.0 * d**-0.3).min()
+    assert len(pure.flags) == 1 and pure.flags[0].startswith("E ≈ 0")
+    # With a real floor E = 2.1 nothing sits on a bound.
+    sound = fit_data_law(d, 2.1 + 900.0 * d**-0.3)
+    assert sound.flags == ()
+    assert sound.to_dict()["flags"] == []
+    # The Chinchilla law likewise: E = 0 flagged, E = 1.7 not.
+    n, dd, loss = _synthetic(noise=0.0)
+    assert fit_chinchilla(n, dd, loss).flags == ()
+    no_floor = fit_chinchilla(n, dd, loss - TRUE["E"])
+    assert any(f.startswith("E ≈ 0") for f in no_floor.flags)
+
+
+def test_bootstrap_band_of_the_data_law_covers_the_truth():
+    d = np.geomspace(1e8, 1e11, 8)
+    truth = 2.1 + 800.0 * d**-0.3
+    noisy = truth * np.exp(np.random.default_rng(3).normal(0, 0.003, d.size))
+    fit = fit_data_law(d, noisy, bootstrap=60, seed=0)
+    assert fit.n_bootstrap == 60 and len(fit.replicates) == 60
+    grid = np.geomspace(1e8, 4e11, 13)  # the data end at 1e11; the last 3 points extrapolate
+    lo, hi = fit.band(grid)
+    width = (hi - lo) / (hi + lo) * 2
+    assert (lo <= hi).all() and width[-1] > 2 * width[5]  # widest where it extrapolates
+    true = 2.1 + 800.0 * grid**-0.3
+    assert ((lo <= true) & (true <= hi))[-3:].all()  # and the truth is inside it there
+    assert fit_data_law(d, noisy).band(grid) is None  # no bootstrap, no band
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"N": [1e8, -1.0, 1e9, 1e9, 1e9]}, r"N must be > 0, got -1\.0"),
-        ({"D": [1e9] * 4}, r"D must have the same length as N \(5\), got 4"),
-        ({"loss": [3.0, 2.0, float("nan"), 2.0, 2.0]}, r"loss must be finite, got nan"),
+        ({"N": [1e8, -1.0, 1e9, 1e9, 1e9, 1e9]}, r"N must be > 0, got -1\.0"),
+        ({"D": [1e9] * 4}, r"D must have the same length as N \(6\), got 4"),
+        ({"loss": [3.0, 2.0, float("nan"), 2.0, 2.0, 2.0]}, r"loss must be finite, got nan"),
         (
             {"N": [1e8] * 4, "D": [1e9] * 4, "loss": [3.0] * 4},
-            r"need at least 5 points to fit 5 parameters, got 4",
+            r"needs at least 6 points \(5 \+ 1\), got 4",
         ),
         ({"delta": 0.0}, r"delta must be a finite number > 0, got 0\.0"),
-        ({"exclude_highest": 5}, r"exclude_highest must be an integer in \[0, 5\), got 5"),
+        ({"exclude_highest": 6}, r"exclude_highest must be an integer in \[0, 6\), got 6"),
         ({"bootstrap": -1}, r"bootstrap must be an integer >= 0, got -1"),
     ],
 )
 def test_fit_chinchilla_rejects_bad_input(kwargs, message):
     args = {
-        "N": [1e8, 2e8, 4e8, 8e8, 1.6e9],
-        "D": [1e9, 2e9, 4e9, 8e9, 1.6e10],
-        "loss": [3.0, 2.8, 2.6, 2.5, 2.4],
+        "N": [1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9],
+        "D": [1e9, 2e9, 4e9, 8e9, 1.6e10, 3.2e10],
+        "loss": [3.0, 2.8, 2.6, 2.5, 2.4, 2.35],
     }
     args.update(kwargs)
     n, d, loss = args.pop("N"), args.pop("D"), args.pop("loss")
@@ -185,7 +235,7 @@ def test_fit_chinchilla_rejects_bad_input(kwargs, message):
     ("d", "loss", "message"),
     [
         ([1e9, 2e9, 4e9], [3.0, 0.0, 2.0], r"loss must be > 0, got 0\.0"),
-        ([1e9, 2e9], [3.0, 2.0], r"need at least 3 points to fit 3 parameters, got 2"),
+        ([1e9, 2e9], [3.0, 2.0], r"needs at least 4 points \(3 \+ 1\), got 2"),
         ([1e9, 2e9, 4e9], [3.0, 2.0], r"loss must have the same length as D \(3\), got 2"),
         ([[1e9, 2e9, 4e9]], [3.0, 2.5, 2.0], r"D must be one-dimensional, got shape \(1, 3\)"),
     ],
