@@ -91,7 +91,8 @@ class Param:
         choices: the names a ``choice`` takes.
         nullable: ``None`` is accepted (the component decides; usually its default).
         set_by: the sweep-file key that sets it instead (``"warmup"``); not allowed in ``params``.
-        help: one line for the documentation tables.
+        help: one line for the documentation tables; for a ``None`` default, ``"unset: ..."``
+            says what unset means.
         note: what the value means, appended to :meth:`expected` (``": a fraction ..."``).
     """
 
@@ -163,7 +164,7 @@ class Param:
         if self.required:
             return "required"
         if self.default is None:
-            return "unset"
+            return self.help if self.help.startswith("unset") else "unset"
         if isinstance(self.default, tuple):
             return "[" + ", ".join(format_number(v) for v in self.default) + "]"
         if isinstance(self.default, bool):

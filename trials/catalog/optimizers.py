@@ -106,7 +106,7 @@ def _bool(name: str, default: bool) -> Param:
 
 # Hyperparameters the lineage loop handles itself, accepted for every optimizer.
 COMMON_PARAMS: tuple[Param, ...] = (
-    _f("grad_clip", None, POSITIVE, "global gradient-norm clip (unset: none)", nullable=True),
+    _f("grad_clip", None, POSITIVE, "unset: no clipping (else the global gradient norm's bound)", nullable=True),
 )
 
 _WARMUP = _i("warmup_steps", 0, NON_NEGATIVE, set_by="warmup")
@@ -116,7 +116,7 @@ _SF_AVERAGE = (  # the schedule-free averaging weight (k + 1)^r · lr_max^p
 )
 _NS = (
     _i("ns_steps", 5, Bounds(1, 100, high_open=True)),
-    _choice("ns_dtype", None, NS_DTYPES, nullable=True),  # unset: bfloat16 on CUDA, float32 else
+    _choice("ns_dtype", None, NS_DTYPES, nullable=True, help="unset: bfloat16 on CUDA, float32 elsewhere"),
 )
 _AUX_ADAMW = (  # the Muon family's AdamW for embeddings, head, norms and biases
     _f("adamw_lr", 3e-4, NON_NEGATIVE),

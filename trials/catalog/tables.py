@@ -1,7 +1,9 @@
 """The key tables of ``examples/README.md``, written from the catalogs.
 
-``python -m trials.catalog`` prints them; a test asserts the README holds each one verbatim, so
-the documentation cannot drift from what the spec accepts.
+``python -m trials.catalog`` prints them and ``python -m trials.catalog --update
+examples/README.md`` rewrites them in place (each table is found by its header row); a test
+asserts the README holds each one verbatim, so the documentation cannot drift from what the
+spec accepts.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from trials.catalog.optimizers import COMMON_PARAMS, OPTIMIZERS
 from trials.catalog.schedules import SCHEDULES
 from trials.catalog.workloads import GPT_SIZES, WORKLOADS, gpt_param_count
 
-__all__ = ["TABLES", "averager_table", "optimizer_table", "schedule_table", "size_table", "workload_table"]
+__all__ = [
+    "TABLES",
+    "averager_table",
+    "optimizer_table",
+    "schedule_table",
+    "size_table",
+    "update_tables",
+    "workload_table",
+]
 
 _LINEAGES = {
     "horizon-free": "1, to the longest horizon",
@@ -69,3 +79,18 @@ TABLES = {
     "optimizers": optimizer_table, "schedules": schedule_table, "averagers": averager_table,
     "workloads": workload_table, "sizes": size_table,
 }
+
+
+def update_tables(text: str) -> str:
+    """``text`` with every table whose header row is one of :data:`TABLES`' replaced by the
+    table as the catalogs write it now."""
+    lines = text.split("\n")
+    for make in TABLES.values():
+        table = make().split("\n")
+        starts = [i for i, line in enumerate(lines) if line == table[0]]
+        for i in reversed(starts):
+            end = i
+            while end < len(lines) and lines[end].startswith("|"):
+                end += 1
+            lines[i:end] = table
+    return "\n".join(lines)
