@@ -3,7 +3,9 @@
 Everything a trial would reject, or could never finish, is refused when the spec loads — one
 line naming the field, exit code 2 from the CLI, before Ray starts or the store is touched:
 
-- **int64**: every horizon, in tokens, fits the store's int64 step and token columns.
+- **int64**: every horizon, in tokens, fits the store's int64 step and token columns; and no
+  horizon is longer than 10^9 optimizer steps (a tiny model that fits int64 could still never
+  finish: 2^62 steps of linreg at 10k steps/s take 15 million years).
 - **Corpus** (``char_gpt``): ``vocab_size`` covers the corpus's characters (or token ids); a
   context window fits both splits; no lineage passes over the training split more than
   ``resources.max_epochs`` times (default 1,000) — ``tokens of the longest horizon /
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.spec.errors import bad, said, short
 from orchestrator.spec.params import grid
+from orchestrator.spec.workload import CharGPTWorkload
 from trials import catalog
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["check_budget", "check_horizon_range", "machine_memory_bytes"]
 
 INT64_MAX = 2**63 - 1
+MAX_STEPS = 10**9
 MAX_EVAL_POINTS = 1_000_000
 MAX_CHECKPOINTS = 100_000
 GB = 1e9
@@ -62,8 +66,9 @@ def _where(field: str, values: list[Any], j: int) -> str:
 
 
 def check_horizon_range(spec: SweepSpec) -> None:
-    """Every horizon in int64 tokens, for every size and batch (run before steps are computed:
-    a horizon of 1e305 x Chinchilla is not even a finite float of tokens)."""
+    """Every horizon in int64 tokens and at most :data:`MAX_STEPS` steps, for every size and
+    batch (run before anything else computes steps: 1e305 x Chinchilla is not even a finite
+    float of tokens)."""
     unit, values = spec.horizons.unit, spec.horizons.values
     for size in spec.workload.model_sizes():
         for batch in spec.batch_size:
@@ -75,13 +80,18 @@ def check_horizon_range(spec: SweepSpec) -> None:
                     raise said(_where(f"horizons.{unit}", values, j),
                                f"{short(value)} is {float(tokens):.3g} tokens for size {size.label} at batch "
                                f"{batch}; a horizon must stay within int64 (2^63 - 1 tokens)")
+            for j, (value, steps) in enumerate(zip(values, spec.horizons.to_steps(size.n_params, tps), strict=True)):
+                if steps > MAX_STEPS:
+                    raise said(_where(f"horizons.{unit}", values, j),
+                               f"{short(value)} is {steps:,} steps for size {size.label} at batch {batch}; "
+                               f"a lineage takes at most {MAX_STEPS:,} steps")
 
 
 def check_budget(spec: SweepSpec) -> None:
     """Every check of the module docstring (horizon range aside); raises a validation error."""
     longest = _longest_steps(spec)
-    if spec.workload.name == "char_gpt":
-        _check_corpus(spec, longest)
+    if isinstance(spec.workload, CharGPTWorkload):
+        _check_corpus(spec, spec.workload, longest)
     _check_plan_size(spec, max(longest.values()))
     _check_memory(spec)
     _check_compute(spec, longest)
@@ -93,8 +103,8 @@ def _longest_steps(spec: SweepSpec) -> dict[tuple[int, int], int]:
             for i, size in enumerate(spec.workload.model_sizes()) for batch in spec.batch_size}
 
 
-def _check_corpus(spec: SweepSpec, longest: dict[tuple[int, int], int]) -> None:
-    workload, resources = spec.workload, spec.resources
+def _check_corpus(spec: SweepSpec, workload: CharGPTWorkload, longest: dict[tuple[int, int], int]) -> None:
+    resources = spec.resources
     params = workload.params
     if params.dtype == "bfloat16" and resources.gpu == 0:
         raise bad("workload.params.dtype", "bfloat16", "'float32' when resources.gpu = 0 (bfloat16 autocast is CUDA-only)")
@@ -158,8 +168,7 @@ def _check_memory(spec: SweepSpec) -> None:
         if static > limit:
             raise said(_where("workload.sizes", sizes, i),
                        f"size {size.label} needs about {static / GB:,.1f} GB per trial for weights, gradients, "
-                       f"optimizer state and averages ({per_param:g} floats per parameter), more than "
-                       f"resources.memory_gb = {limit / GB:,.1f}{note}")
+                       f"optimizer state and averages, more than resources.memory_gb = {limit / GB:,.1f}{note}")
         for k, batch in enumerate(spec.batch_size):
             act = spec.workload.activation_bytes(size, batch)
             if static + act > limit:

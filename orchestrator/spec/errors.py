@@ -20,7 +20,7 @@ from trials.errors import ConfigError
 
 __all__ = ["SpecError", "bad", "describe_error", "path_of", "said", "short"]
 
-MAX_VALUE_CHARS = 60
+MAX_VALUE_CHARS = 80
 
 
 class SpecError(ConfigError):
@@ -33,7 +33,8 @@ class SpecError(ConfigError):
 
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None,
                  value: Any = None, expected: str | None = None) -> None:
-        self.source, self.field, self.value, self.expected = source, field, value, expected
+        self.source, self.value = source, value
+        self.field, self.expected = field, expected  # type: ignore[assignment]  # None: a read/parse error
         text = " ".join(message.split())  # never more than one line
         ValueError.__init__(self, f"{source}: {text}" if source else text)
 

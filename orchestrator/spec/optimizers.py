@@ -114,7 +114,7 @@ def _entry_model(card: OptimizerCard) -> type[OptimizerEntryBase]:
     params = _params_model(card)
     model = create_model(
         f"{_camel(card.name)}Entry", __base__=OptimizerEntryBase,
-        name=(Literal[card.name], ...),  # type: ignore[valid-type]
+        name=(Literal[card.name], ...),  # type: ignore[valid-type,arg-type]
         params=(params, Field(default={}, validate_default=True)),
     )
     model.card = card

@@ -9,7 +9,7 @@ subclass, so adding a component needs no edit here.
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, Field, create_model, model_validator
 
@@ -36,9 +36,14 @@ def _store_path(value: str) -> str:
     return value
 
 
-OptimizerEntry = optimizer_entry_union()
-ScheduleEntry = schedule_entry_union()
-AveragerEntry = averager_entry_union()
+if TYPE_CHECKING:  # the generated unions' common bases
+    from orchestrator.spec.averagers import AveragerEntryBase as AveragerEntry
+    from orchestrator.spec.optimizers import OptimizerEntryBase as OptimizerEntry
+    from orchestrator.spec.schedules import ScheduleEntryBase as ScheduleEntry
+else:
+    OptimizerEntry = optimizer_entry_union()
+    ScheduleEntry = schedule_entry_union()
+    AveragerEntry = averager_entry_union()
 
 
 class SweepSpec(Model):
@@ -47,13 +52,13 @@ class SweepSpec(Model):
     name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
     store: Annotated[str, AfterValidator(_store_path)] = "./lrsweep-results"
     workload: Workload
-    optimizers: Annotated[list[OptimizerEntry], Field(min_length=1)]  # type: ignore[valid-type]
-    schedules: list[ScheduleEntry] = []  # type: ignore[valid-type]
+    optimizers: Annotated[list[OptimizerEntry], Field(min_length=1)]
+    schedules: list[ScheduleEntry] = []
     warmup: Axis[NonNegInt] = [0]
     batch_size: Axis[PosInt] = [32]
     seeds: Axis[NonNegInt] = [0]
     horizons: Horizons
-    averagers: list[AveragerEntry] = []  # type: ignore[valid-type]
+    averagers: list[AveragerEntry] = []
     eval: EvalSpec = EvalSpec()
     resources: Resources = Resources()
     divergence_factor: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 5.0
@@ -129,12 +134,12 @@ _BUILT_FOR = catalog.fingerprint()
 
 @functools.lru_cache(maxsize=4)
 def _regenerated(fingerprint: Any) -> type[SweepSpec]:
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        "SweepSpec", __base__=SweepSpec,
-        optimizers=(Annotated[list[optimizer_entry_union()], Field(min_length=1)], ...),  # type: ignore[misc]
-        schedules=(list[schedule_entry_union()], []),  # type: ignore[misc]
-        averagers=(list[averager_entry_union()], []),  # type: ignore[misc]
-    )
+    fields: dict[str, Any] = {
+        "optimizers": (Annotated[list[optimizer_entry_union()], Field(min_length=1)], ...),  # type: ignore[misc]
+        "schedules": (list[schedule_entry_union()], []),  # type: ignore[misc]
+        "averagers": (list[averager_entry_union()], []),  # type: ignore[misc]
+    }
+    return create_model("SweepSpec", __base__=SweepSpec, **fields)
 
 
 def sweep_model() -> type[SweepSpec]:

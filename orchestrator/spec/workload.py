@@ -11,7 +11,7 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -55,12 +55,19 @@ class ModelSize:
 
 def _generated(name: str, base: type[BaseModel], params: tuple[catalog.Param, ...], **extra: Any) -> Any:
     fields = {p.name: scalar_field(p) for p in params if p.set_by is None}
-    return create_model(name, __base__=base, **fields, **extra)
+    return create_model(name, __base__=base, **fields, **extra)  # type: ignore[call-overload]
 
 
 # ---------------------------------------------------------------------------------- char_gpt
 class _GPTShapeBase(Model):
     """A size as a table: a named base ``size`` (default ``micro``) with any dimension overridden."""
+
+    if TYPE_CHECKING:  # fields generated from the card's size parameters
+        size: str | None = None
+        n_layer: int | None = None
+        n_head: int | None = None
+        n_embd: int | None = None
+        block_size: int | None = None
 
     @model_validator(mode="after")
     def _valid(self) -> _GPTShapeBase:
@@ -79,7 +86,10 @@ class _GPTShapeBase(Model):
         return {k: v for k, v in self if v is not None}
 
 
-GPTShape = _generated("GPTShape", _GPTShapeBase, _CHAR_GPT.size_params)
+if TYPE_CHECKING:
+    GPTShape = _GPTShapeBase
+else:
+    GPTShape = _generated("GPTShape", _GPTShapeBase, _CHAR_GPT.size_params)
 
 
 def _size_tag(value: Any) -> str:
@@ -124,18 +134,31 @@ def _corpus_exists(value: str | None, info: ValidationInfo) -> str | None:
 class _CharGPTParamsBase(Model):
     """Workload parameters shared by every size (``trials.workloads.char_gpt.CharGPTConfig``)."""
 
+    if TYPE_CHECKING:  # fields generated from the card's parameters
+        corpus: str | None = None
+        vocab_size: int | None = None
+        eval_batch_size: int | None = None
+        val_fraction: float | None = None
+        dtype: str | None = None
+        compile: bool | None = None
+        dropout: float | None = None
+        bias: bool | None = None
 
-CharGPTParams = _generated(
-    "CharGPTParams", _CharGPTParamsBase, tuple(p for p in _CHAR_GPT.params if p.name != "corpus"),
-    corpus=(Annotated[Any, AfterValidator(_corpus_exists)], None),
-)
+
+if TYPE_CHECKING:
+    CharGPTParams = _CharGPTParamsBase
+else:
+    CharGPTParams = _generated(
+        "CharGPTParams", _CharGPTParamsBase, tuple(p for p in _CHAR_GPT.params if p.name != "corpus"),
+        corpus=(Annotated[Any, AfterValidator(_corpus_exists)], None),
+    )
 
 
 class CharGPTWorkload(Model):
     card: ClassVar[catalog.WorkloadCard] = _CHAR_GPT
 
     name: Literal["char_gpt"]
-    params: CharGPTParams = CharGPTParams()  # type: ignore[valid-type]
+    params: CharGPTParams = CharGPTParams()
     sizes: Axis[GPTSize] = [DEFAULT_GPT_SIZE]
 
     def model_sizes(self) -> list[ModelSize]:
@@ -181,21 +204,33 @@ class CharGPTWorkload(Model):
 
 # ---------------------------------------------------------------------------------- linreg
 class _LinRegParamsBase(Model):
-    pass
+    if TYPE_CHECKING:  # fields generated from the card's parameters
+        dim: int | None = None
+        capacity: float | None = None
+        source: float | None = None
+        noise: float | None = None
 
 
-LinRegParams = _generated("LinRegParams", _LinRegParamsBase, _LINREG.size_params + _LINREG.params)
+class _LinRegSizeBase(Model):
+    if TYPE_CHECKING:
+        dim: int
 
 
-LinRegSize = create_model("LinRegSize", __base__=Model, dim=scalar_field(_LINREG.size_params[0], required=True))
+if TYPE_CHECKING:
+    LinRegParams = _LinRegParamsBase
+    LinRegSize = _LinRegSizeBase
+else:
+    LinRegParams = _generated("LinRegParams", _LinRegParamsBase, _LINREG.size_params + _LINREG.params)
+    LinRegSize = create_model("LinRegSize", __base__=_LinRegSizeBase,
+                              dim=scalar_field(_LINREG.size_params[0], required=True))
 
 
 class LinRegWorkload(Model):
     card: ClassVar[catalog.WorkloadCard] = _LINREG
 
     name: Literal["linreg"]
-    params: LinRegParams = LinRegParams()  # type: ignore[valid-type]
-    sizes: Axis[LinRegSize] | None = None  # type: ignore[valid-type]  # default: the one size params.dim (default 1000)
+    params: LinRegParams = LinRegParams()
+    sizes: Axis[LinRegSize] | None = None  # default: the one size params.dim (default 1000)
 
     @model_validator(mode="after")
     def _dim_once(self) -> LinRegWorkload:
