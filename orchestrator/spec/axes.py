@@ -31,10 +31,18 @@ def _as_axis(value: Any) -> Any:
 
 
 def _repeated(values: list[Any]) -> Any:
-    """The first value that repeats an earlier one (same value and type), else ``_NONE``."""
-    for i, v in enumerate(values):
-        if any(v == w and type(v) is type(w) for w in values[:i]):
+    """The first value that repeats an earlier one (same value and type), else ``_NONE``; in
+    linear time, so a million-value axis is counted (and refused) rather than compared pairwise."""
+    seen: set[Any] = set()
+    for v in values:
+        try:
+            key: Any = (type(v), v)
+            hash(key)
+        except TypeError:  # a list (a betas pair) or a table
+            key = (type(v), repr(v))
+        if key in seen:
             return v
+        seen.add(key)
     return _NONE
 
 

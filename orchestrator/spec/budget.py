@@ -26,7 +26,8 @@ line naming the field, exit code 2 from the CLI, before Ray starts or the store 
 - **Compute**: at least ``6 · N · tokens`` for every trunk the grid needs (each distinct
   size, batch, warmup, optimizer setting, LR and seed trained once to its longest horizon — a
   lower bound of the plan's cost) must not exceed ``resources.max_flops`` (default 1e21).
-- **Plan size**: at most 1,000,000 evaluations and 100,000 checkpoints per lineage.
+- **Plan size**: at most 1,000,000 settings in the grid (checked before anything enumerates
+  it), 10,000 averagers, 1,000,000 evaluations and 100,000 checkpoints per lineage.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ if TYPE_CHECKING:
     from orchestrator.spec.sweep import SweepSpec
     from orchestrator.spec.workload import ModelSize
 
-__all__ = ["check_budget", "check_horizon_range", "machine_memory_bytes"]
+__all__ = ["check_budget", "check_grid_size", "check_horizon_range", "machine_memory_bytes"]
 
 INT64_MAX = 2**63 - 1
 MAX_STEPS = 10**9
+MAX_SETTINGS = 1_000_000
+MAX_AVERAGERS = 10_000
 MAX_EVAL_POINTS = 1_000_000
 MAX_CHECKPOINTS = 100_000
 GB = 1e9
@@ -63,6 +66,30 @@ def machine_memory_bytes() -> int | None:
 
 def _where(field: str, values: list[Any], j: int) -> str:
     return f"{field}[{j}]" if len(values) > 1 else field
+
+
+def _points(axes: dict[str, list[Any]]) -> int:
+    return math.prod(len(axis) for axis in axes.values())
+
+
+def check_grid_size(spec: SweepSpec) -> None:
+    """The grid's settings and averagers, counted without enumerating them."""
+    schedules = {e.name: 0 for e in spec.schedules}
+    for e in spec.schedules:
+        schedules[e.name] += _points(e.param_axes())
+    per_seed = 0
+    for o in spec.optimizers:
+        crossed = 1 if o.schedule_free else sum(n for name, n in schedules.items()
+                                                if o.schedules is None or name in o.schedules)
+        per_seed += len(o.lr) * _points(o.params.axes()) * crossed
+    n = (len(spec.workload.model_sizes()) * len(spec.batch_size) * len(spec.warmup) * len(spec.seeds)
+         * per_seed)
+    if n > MAX_SETTINGS:
+        raise said("", f"the grid has {n:,} settings (sizes × batch sizes × warmups × optimizer points × "
+                       f"schedules × seeds), at most {MAX_SETTINGS:,}")
+    averagers = sum(_points(e.param_axes()) for e in spec.averagers)
+    if averagers > MAX_AVERAGERS:
+        raise said("averagers", f"{averagers:,} averagers ride along every lineage, at most {MAX_AVERAGERS:,}")
 
 
 def check_horizon_range(spec: SweepSpec) -> None:

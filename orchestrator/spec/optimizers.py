@@ -11,6 +11,7 @@ across hyperparameters (SGD's Nesterov needs momentum) are checked at every grid
 from __future__ import annotations
 
 import functools
+import math
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, create_model, model_serializer, model_validator
@@ -22,6 +23,8 @@ from trials import catalog
 from trials.catalog import OptimizerCard
 
 __all__ = ["OptimizerEntryBase", "OptimizerParamsBase", "optimizer_entry_models", "optimizer_entry_union"]
+
+MAX_POINTS = 1_000_000  # per entry; checked before the grid is enumerated (the sweep's own bound is the same)
 
 
 class OptimizerParamsBase(Model):
@@ -78,6 +81,9 @@ class OptimizerEntryBase(Model):
 
     @model_validator(mode="after")
     def _check(self) -> OptimizerEntryBase:
+        points = math.prod(len(axis) for axis in self.params.axes().values()) * len(self.lr)
+        if points > MAX_POINTS:
+            raise said("params", f"lr and the hyperparameter axes make {points:,} grid points, at most {MAX_POINTS:,}")
         for point in grid(self.params.axes()):
             if (problem := self.card.check(point)) is not None:
                 raise problem_error(problem, "params.")

@@ -65,6 +65,7 @@ class SweepSpec(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
+        budget.check_grid_size(self)
         budget.check_horizon_range(self)
         self._check_schedules()
         self._check_horizons()

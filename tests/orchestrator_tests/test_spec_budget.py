@@ -141,9 +141,7 @@ def test_vocabulary_of_a_text_corpus(tmp_path: Path) -> None:
 def test_vocabulary_of_token_shards(tmp_path: Path) -> None:
     import numpy as np
 
-    from trials.workloads.shards import write_shard
-
-    write_shard(tmp_path / "train_000.bin", np.arange(10_000) % 301)  # ids 0 .. 300
+    (np.arange(10_000) % 301).astype("<u2").tofile(tmp_path / "train.bin")  # nanoGPT's raw uint16: ids 0 .. 300
     data = spec(workload={"name": "char_gpt", "sizes": ["nano"], "params": {"corpus": ".", "vocab_size": 301}})
     parse_spec(data, base_dir=tmp_path)
     data["workload"]["params"]["vocab_size"] = 300
@@ -178,3 +176,20 @@ def test_name_length_and_store() -> None:
     for store in ("", "   "):
         with pytest.raises(SpecError, match=r"^store must be a non-empty path or URI \(where results go\)"):
             parse_spec(spec(store=store))
+
+
+# ---------------------------------------------------------------------------------- grid size
+def test_grid_size_at_its_boundary_without_enumerating_it() -> None:
+    # 1000 LRs x 1000 cosine floors x 2 seeds: refused in milliseconds, never enumerated
+    data = spec(optimizers=[{"name": "adamw", "lr": [(i + 1) * 1e-5 for i in range(1000)]}],
+                schedules=[{"name": "cosine", "final_fraction": [i / 1000 for i in range(1000)]}], seeds=[0, 1])
+    with pytest.raises(SpecError, match=r"^the sweep: the grid has 2,000,000 settings .*, at most 1,000,000$"):
+        parse_spec(data)
+    with pytest.raises(SpecError, match=r"^averagers: 10,001 averagers ride along every lineage, at most 10,000$"):
+        parse_spec(spec(averagers=[{"kind": "ema", "half_life": [i + 1 for i in range(10_001)]}]))
+    entry = {"name": "adamw", "lr": [(i + 1) * 1e-6 for i in range(1001)],
+             "params": {"weight_decay": [i / 1000 for i in range(1000)]}}
+    with pytest.raises(SpecError, match=r"^optimizers\[0\]\.params: lr and the hyperparameter axes make 1,001,000"):
+        parse_spec(spec(optimizers=[entry]))
+    parse_spec(spec(averagers=[{"kind": "ema", "half_life": [i + 1 for i in range(10_000)]}], horizons={"steps": [100]},
+                    resources={"memory_gb": 1e4}))
