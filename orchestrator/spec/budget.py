@@ -136,8 +136,8 @@ def _check_corpus(spec: SweepSpec, workload: CharGPTWorkload, longest: dict[tupl
     if params.dtype == "bfloat16" and resources.gpu == 0:
         raise bad("workload.params.dtype", "bfloat16", "'float32' when resources.gpu = 0 (bfloat16 autocast is CUDA-only)")
     facts = workload.corpus()
-    if facts.tokens == 0:
-        raise bad("workload.params.corpus", params.corpus, "a corpus with tokens (non-empty UTF-8 text or .bin shards)")
+    if facts.problem is not None or facts.tokens == 0:
+        raise bad("workload.params.corpus", params.corpus, facts.problem or "a corpus with tokens (not an empty file)")
     if params.vocab_size is not None and facts.min_vocab is not None and params.vocab_size < facts.min_vocab:
         what = "characters" if facts.kind == "text" else "token ids (largest id + 1)"
         raise bad("workload.params.vocab_size", params.vocab_size, f"at least the corpus's {facts.min_vocab} {what}")

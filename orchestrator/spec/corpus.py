@@ -38,12 +38,14 @@ class CorpusFacts:
         fixed_val: tokens of the ``*val*`` shards, when the corpus has its own held-out files.
         min_vocab: the vocabulary it needs (characters, or the largest token id + 1); ``None``
             when the shards are too large to scan at spec load.
+        problem: why the trial's loader would refuse it (phrased to follow "must be"), if it would.
     """
 
     kind: str
     tokens: int
     fixed_val: int | None = None
     min_vocab: int | None = None
+    problem: str | None = None
 
     def val_tokens(self, val_fraction: float) -> int:
         if self.fixed_val is not None:
@@ -81,13 +83,13 @@ def _text(path: str, size: int, mtime_ns: int) -> CorpusFacts:
         try:
             blob = gzip.decompress(blob)
         except (OSError, EOFError):
-            return CorpusFacts(kind="text", tokens=0)  # the trial names the bad gzip
+            return CorpusFacts(kind="text", tokens=0, problem="a readable gzip file")
     if blob.isascii():
         return CorpusFacts(kind="text", tokens=len(blob), min_vocab=sum(bytes([b]) in blob for b in range(128)))
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError:
-        return CorpusFacts(kind="text", tokens=0)
+        return CorpusFacts(kind="text", tokens=0, problem="UTF-8 text (or .bin token shards)")
     return CorpusFacts(kind="text", tokens=len(text), min_vocab=len(set(text)))
 
 
@@ -104,6 +106,9 @@ def _shard_tokens(path: str) -> int:
 def _shards(files: tuple[str, ...]) -> CorpusFacts:
     counts = {f: _shard_tokens(f) for f in files}
     val = [f for f in files if "val" in Path(f).name]
+    if val and len(val) == len(files):
+        return CorpusFacts(kind="shards", tokens=0,
+                           problem="shards including at least one training file (name without 'val')")
     total = sum(counts.values())
     fixed_val = sum(counts[f] for f in val) if val and len(val) < len(files) else None
     return CorpusFacts(kind="shards", tokens=total, fixed_val=fixed_val,
