@@ -51,12 +51,17 @@ def short(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
 def bad(field: str, value: Any, expected: str) -> PydanticCustomError:
     """A validation error at ``<loc>.<field>``: '... must be <expected>, got <value>'."""
     return PydanticCustomError("spec", "{field} must be {expected}, got {got}",
-                               {"field": field, "expected": expected, "got": short(value)})
+                               {"field": _cut(field), "expected": expected, "got": short(value)})
 
 
 def said(field: str, message: str) -> PydanticCustomError:
     """A validation error at ``<loc>.<field>`` with a free-form explanation."""
-    return PydanticCustomError("spec_msg", "{field}: {message}", {"field": field, "message": message})
+    return PydanticCustomError("spec_msg", "{field}: {message}", {"field": _cut(field), "message": message})
+
+
+def _cut(field: str) -> str:
+    """A field path as written, cut like a value if a user's key is absurdly long."""
+    return field if len(field) <= MAX_VALUE_CHARS else field[: MAX_VALUE_CHARS - 1] + "…"
 
 
 _EXPECTED = {
