@@ -363,11 +363,56 @@ def test_tiny_char_gpt_sweep_writes_every_row_exactly_once(tmp_path):
     assert len(sf) == 1 and len(x_rows) == len(raw_rows) > 0
 
 
-@pytest.mark.parametrize("bad", sorted((Path(__file__).parent / "bad_specs").glob("*.toml"))[:8],
-                         ids=lambda p: p.stem)
-def test_cli_bad_sweep_file_exits_2_with_one_line_and_writes_nothing(tmp_path, bad):
-    spec = tmp_path / bad.name
-    spec.write_text(bad.read_text())
+BAD_SPECS = sorted((Path(__file__).parent / "bad_specs").glob("*.toml"))
+
+# One interpreter runs `lrsweep plan` and `lrsweep run` on every bad sweep file (through the CLI's
+# own `main`, each in a fresh empty directory): what it prints, its exit code, what it left
+# behind, and whether anything imported ray.
+_REFUSALS = """
+import contextlib, io, json, os, shutil, sys, tempfile
+from orchestrator.cli import main
+base, results = os.getcwd(), []
+for path in sys.argv[1:]:
+    for command in ("plan", "run"):
+        with tempfile.TemporaryDirectory(dir=base) as d:
+            shutil.copy(path, d)
+            os.chdir(d)
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    rc = main([command, os.path.basename(path), "--store", "store"])
+                except BaseException as exc:  # noqa: BLE001 - reported, never swallowed
+                    rc = repr(exc)
+            left = sorted(set(os.listdir(d)) - {os.path.basename(path)})
+            os.chdir(base)
+        results.append({"spec": os.path.basename(path), "command": command, "rc": rc, "stdout": out.getvalue(),
+                        "stderr": err.getvalue(), "left": left, "ray": "ray" in sys.modules})
+print(json.dumps(results))
+"""
+
+
+def test_cli_refuses_every_bad_sweep_file_with_one_line_before_anything_runs(tmp_path):
+    """Every fixture, `plan` and `run`: exit 2, one line under 300 characters, no traceback,
+    nothing written, ray never imported (so never started)."""
+    proc = subprocess.run([sys.executable, "-c", _REFUSALS, *map(str, BAD_SPECS)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(results) == 2 * len(BAD_SPECS)
+    for r in results:
+        where = f"{r['command']} {r['spec']}: {r}"
+        assert r["rc"] == 2, where
+        lines = r["stderr"].strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lrsweep: error: "), where
+        assert len(lines[0]) < 300 and "Traceback" not in r["stderr"] and not r["stdout"], where
+        assert r["left"] == [] and not r["ray"], where
+
+
+@pytest.mark.parametrize("bad", ["horizon_steps_beyond_int64", "horizon_chinchilla_1e30", "memory_batch_too_large",
+                                 "optimizer_grad_clip_negative", "unknown_optimizer"])
+def test_lrsweep_run_refuses_a_bad_sweep_file_with_one_line_and_writes_nothing(tmp_path, bad):
+    spec = tmp_path / f"{bad}.toml"
+    spec.write_text((Path(__file__).parent / "bad_specs" / f"{bad}.toml").read_text())
     out = lrsweep("run", str(spec), "--store", str(tmp_path / "store"), cwd=tmp_path)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()

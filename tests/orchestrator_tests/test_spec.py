@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from pathlib import Path
 
 import pytest
 import tomllib
 import yaml
 
-from orchestrator.spec import (
-    AVERAGER_KINDS,
-    CHAR_VOCAB,
-    GPT_SIZES,
-    LINREG_DEFAULT_DIM,
-    OPTIMIZER_NAMES,
-    SCHEDULE_ENTRIES,
-    SCHEDULE_FREE,
-    WORKLOAD_NAMES,
-    SpecError,
-    gpt_param_count,
-    load_spec,
-    parse_spec,
-    spec_hash,
-)
+from orchestrator.spec import SpecError, gpt_param_count, load_spec, parse_spec, spec_hash
 from trials.errors import ConfigError
-from trials.schedules import SCHEDULES
 
 HERE = Path(__file__).parent
 BAD = sorted((HERE / "bad_specs").glob("*.toml"))
@@ -149,7 +132,7 @@ def test_dump_is_canonical_scalars_become_axes() -> None:
     assert dump["optimizers"][0]["lr"] == [1e-3]
     assert dump["optimizers"][0]["params"] == {"weight_decay": [0.1], "betas": [[0.9, 0.95]]}
     assert dump["resources"] == {"cpu": 1.0, "gpu": 0.0, "concurrency": None, "retries": 2, "checkpoint_every": 0,
-                                 "checkpoint_grid": 2.0}
+                                 "checkpoint_grid": 2.0, "memory_gb": None, "max_flops": 1e21, "max_epochs": 1000.0}
     assert parse_spec(dump).model_dump() == dump  # a dump validates to itself
 
 
@@ -187,7 +170,7 @@ def test_only_schedule_free_optimizers_need_no_schedules() -> None:
 def test_relative_corpus_resolves_against_the_spec_file(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     corpus = tmp_path / "data" / "text.txt"
-    corpus.write_text("hello world\n")
+    corpus.write_text("hello world\n" * 100)  # long enough for nano windows of 65 characters
     path = tmp_path / "sweep.toml"
     path.write_text(
         'name = "c"\nwarmup = 10\n[workload]\nname = "char_gpt"\nsizes = ["nano"]\n'
@@ -222,108 +205,9 @@ def test_linreg_default_dimension_is_explicit_in_the_lineage() -> None:
     from orchestrator.planner import plan
 
     spec = parse_spec({**MINIMAL, "workload": {"name": "linreg", "params": {"capacity": 2.0}}})
-    assert [lin.workload_params for lin in plan(spec).lineages][0] == {"capacity": 2.0, "dim": LINREG_DEFAULT_DIM}
+    assert [lin.workload_params for lin in plan(spec).lineages][0] == {"capacity": 2.0, "dim": 1000}
 
 
-def test_optimizer_hyperparameter_names_are_checked_when_the_registry_exists() -> None:
-    _attr_or_skip("trials.optimizers", "OPTIMIZERS")
+def test_optimizer_hyperparameter_names_are_checked() -> None:
     with pytest.raises(SpecError, match=r"optimizers\[0\]\.params\.wieght_decay must be a hyperparameter of 'adamw'"):
         parse_spec({**MINIMAL, "optimizers": [{"name": "adamw", "lr": 1e-3, "params": {"wieght_decay": 0.1}}]})
-
-
-# ---------------------------------------------------------------------------------- mirrors
-def test_schedule_entries_mirror_the_schedule_classes() -> None:
-    assert set(SCHEDULE_ENTRIES) == set(SCHEDULES)
-    for name, cls in SCHEDULES.items():
-        fields = {f.name for f in dataclasses.fields(cls)} - {"warmup"}
-        assert set(SCHEDULE_ENTRIES[name].model_fields) == fields | {"name"}
-
-
-def _attr_or_skip(module: str, attr: str):  # noqa: ANN202
-    """``module.attr``: the spec's name mirrors must match the real registries."""
-    return getattr(importlib.import_module(module), attr)
-
-
-def test_optimizer_names_mirror_the_registry() -> None:
-    registry = _attr_or_skip("trials.optimizers", "OPTIMIZERS")
-    is_schedule_free = _attr_or_skip("trials.optimizers", "is_schedule_free")
-    assert set(OPTIMIZER_NAMES) == set(registry)
-    assert {n for n in OPTIMIZER_NAMES if is_schedule_free(n)} == SCHEDULE_FREE
-
-
-def test_averager_kinds_and_labels_mirror_the_registry() -> None:
-    registry = _attr_or_skip("trials.averaging", "AVERAGERS")
-    default_label = _attr_or_skip("trials.averaging", "default_label")
-    assert set(AVERAGER_KINDS) == set(registry)
-    spec = parse_spec({**MINIMAL, "averagers": [
-        {"kind": "ema", "half_life": [0.05, 200]}, {"kind": "swa", "start": 500, "every": [1, 5]},
-        {"kind": "lawa", "k": 5, "every": 10}, {"kind": "poly", "q": [0.0, 1.0, 0.5]}]})
-    for point in spec.averager_points():
-        assert point.label == default_label(point.kind, point.params)
-
-
-def test_workload_names_and_sizes_mirror_the_workloads() -> None:
-    registry = _attr_or_skip("trials.workloads", "WORKLOADS")
-    assert set(WORKLOAD_NAMES) == set(registry)
-    assert GPT_SIZES == _attr_or_skip("trials.workloads.gpt", "GPT_SIZES")
-
-
-def test_linreg_default_dim_mirrors_the_workload() -> None:
-    config = _attr_or_skip("trials.workloads.linreg", "LinRegConfig")
-    assert config().dim == LINREG_DEFAULT_DIM
-
-
-# ---------------------------------------------------------------------------------- N
-def _nanogpt(n_layer: int, n_embd: int, block_size: int, vocab: int):  # noqa: ANN202
-    """An independent nanoGPT-like model: Linear/LayerNorm with bias, learned positions, untied head
-    without bias (as nanoGPT and trials.workloads.gpt)."""
-    torch = pytest.importorskip("torch")
-    nn = torch.nn
-
-    def block() -> nn.Module:
-        return nn.ModuleDict({
-            "ln_1": nn.LayerNorm(n_embd), "c_attn": nn.Linear(n_embd, 3 * n_embd), "c_proj": nn.Linear(n_embd, n_embd),
-            "ln_2": nn.LayerNorm(n_embd), "c_fc": nn.Linear(n_embd, 4 * n_embd), "mlp_proj": nn.Linear(4 * n_embd, n_embd),
-        })
-
-    return nn.ModuleDict({
-        "wte": nn.Embedding(vocab, n_embd), "wpe": nn.Embedding(block_size, n_embd),
-        "h": nn.ModuleList([block() for _ in range(n_layer)]), "ln_f": nn.LayerNorm(n_embd),
-        "lm_head": nn.Linear(n_embd, vocab, bias=False),
-    })
-
-
-@pytest.mark.parametrize("shape", [(2, 64, 64, 84), (4, 128, 128, 84), (3, 96, 32, 65)])
-def test_gpt_param_count_matches_a_built_model(shape: tuple[int, int, int, int]) -> None:
-    n_layer, n_embd, block, vocab = shape
-    model = _nanogpt(n_layer, n_embd, block, vocab)
-    total = sum(p.numel() for p in model.parameters())
-    embedding = sum(p.numel() for k in ("wte", "wpe", "lm_head") for p in model[k].parameters())
-    assert gpt_param_count(n_layer, n_embd, block, vocab, non_embedding=False) == total
-    assert gpt_param_count(n_layer, n_embd, block, vocab) == total - embedding
-
-
-def test_gpt_param_count_without_biases() -> None:
-    torch = pytest.importorskip("torch")
-    model = _nanogpt(2, 32, 16, 10)
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Linear, torch.nn.LayerNorm)):
-            module.bias = None
-    total = sum(p.numel() for p in model.parameters())
-    assert gpt_param_count(2, 32, 16, 10, non_embedding=False, bias=False) == total
-
-
-def test_gpt_param_count_nano_by_hand() -> None:
-    # 2 blocks x (12 * 64^2 + 13 * 64) + final LayerNorm 2 * 64
-    assert gpt_param_count(2, 64, 64) == 2 * (12 * 4096 + 13 * 64) + 128 == 100_096
-    assert CHAR_VOCAB == 84
-
-
-def test_gpt_param_count_matches_the_real_workload() -> None:
-    build_workload = _attr_or_skip("trials.workloads", "build_workload")
-    w = build_workload("char_gpt", seed=0, batch_size=2, device="cpu", size="nano")
-    shape = GPT_SIZES["nano"]
-    total = sum(p.numel() for p in w.model.parameters())
-    assert total == gpt_param_count(shape["n_layer"], shape["n_embd"], shape["block_size"], CHAR_VOCAB, non_embedding=False)
-    assert w.n_params == gpt_param_count(shape["n_layer"], shape["n_embd"], shape["block_size"])
-    assert w.tokens_per_step == 2 * shape["block_size"]

@@ -312,9 +312,12 @@ def _ns_dtype(name: str | None) -> torch.dtype | None:
 
 
 def _pair(value: Any) -> Any:
-    """A TOML list ``[0.9, 0.95]`` as the tuple torch stores; anything else as given, for the
+    """A TOML list ``[0.9, 0.95]`` as the tuple of floats torch stores (torch's AdamW refuses
+    ``(0, 0.5)``: "betas must be either both floats"); anything else as given, for the
     optimizer's own validation to name."""
-    return tuple(value) if isinstance(value, list) else value
+    if not isinstance(value, (list, tuple)):
+        return value
+    return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
 
 
 def _check_torch_adam(betas: Any, eps: Any) -> None:

@@ -1,9 +1,10 @@
 """The optimizer registry: ``OPTIMIZERS`` (name → factory), ``is_schedule_free``, ``build_optimizer``.
 
 A factory is ``(params: ModelParams, lr, *, <hyperparameters>)``; its keyword-only arguments
-*are* the accepted hyperparameters and their defaults (``build_optimizer`` and the sweep-spec
-validator read the signatures). Adding an optimizer = its module + one factory and one entry
-here (+ the name in ``SCHEDULE_FREE`` if it is schedule-free).
+*are* the accepted hyperparameters and their defaults (``build_optimizer`` reads the
+signatures). Adding an optimizer = its module + one factory and one entry here + its card in
+:mod:`trials.catalog.optimizers` (ranges, schedule-free, state), which the sweep spec is
+generated from; ``tests/trials_tests/test_catalog.py`` checks card and factory agree.
 
 Param-group policy (:mod:`trials.optimizers.param_groups`): weight decay only on ``ndim >= 2``
 tensors; the Muon family (``muon``, ``normuon``, ``sf_normuon``) only on hidden matrices, decided
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trials import catalog
 from trials.errors import ConfigError
 from trials.optimizers import _factories as f
 from trials.optimizers.param_groups import Role, param_roles
@@ -56,15 +58,14 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "normuon": f.normuon,
     "sf_normuon": f.sf_normuon,
 }
-SCHEDULE_FREE: frozenset[str] = frozenset(
-    {"sf_adamw", "sf_adamw_refined", "sf_sgd", "sf_plus", "sf_normuon"}
-)
-NEEDS_MODEL: frozenset[str] = frozenset({"muon", "normuon", "sf_normuon"})
+SCHEDULE_FREE: frozenset[str] = catalog.schedule_free_names()  # as the catalog says
+NEEDS_MODEL: frozenset[str] = frozenset(n for n, card in catalog.OPTIMIZERS.items() if card.needs_model)
 
 
 def is_schedule_free(name: str) -> bool:
-    """Whether the registered optimizer ``name`` is schedule-free (warmup inside, no schedule)."""
-    return name in SCHEDULE_FREE
+    """Whether the optimizer ``name`` is schedule-free (warmup inside, no schedule): its card says."""
+    card = catalog.OPTIMIZERS.get(name)
+    return card is not None and card.schedule_free
 
 
 def hyperparameters(name: str) -> dict[str, inspect.Parameter]:

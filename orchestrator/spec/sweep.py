@@ -1,0 +1,149 @@
+"""The sweep: :class:`SweepSpec`, one validated sweep file, and the checks across its tables.
+
+``model_dump()`` is canonical (every axis a list, every default filled in). The entry types of
+``optimizers``, ``schedules`` and ``averagers`` are generated from the catalogs; when a catalog
+changes after import (a card registered at run time), :func:`sweep_model` builds the matching
+subclass, so adding a component needs no edit here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, Field, create_model, model_validator
+
+from orchestrator.spec import budget
+from orchestrator.spec.averagers import AveragerPoint, averager_entry_union
+from orchestrator.spec.axes import Axis, Model, NonNegInt, PosInt
+from orchestrator.spec.errors import bad, said
+from orchestrator.spec.optimizers import optimizer_entry_union
+from orchestrator.spec.schedules import schedule_entry_union
+from orchestrator.spec.sections import EvalSpec, Horizons, Resources
+from orchestrator.spec.workload import Workload
+from trials import catalog
+from trials.identity import canonical_hash
+
+__all__ = ["NAME_PATTERN", "SweepSpec", "sweep_model"]
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # to be shared with orchestrator.store's check_sweep_id
+NAME_MAX_LENGTH = 64
+
+
+def _store_path(value: str) -> str:
+    if not value.strip():
+        raise bad("", value, "a non-empty path or URI (where results go)")
+    return value
+
+
+if TYPE_CHECKING:  # the generated unions' common bases
+    from orchestrator.spec.averagers import AveragerEntryBase as AveragerEntry
+    from orchestrator.spec.optimizers import OptimizerEntryBase as OptimizerEntry
+    from orchestrator.spec.schedules import ScheduleEntryBase as ScheduleEntry
+else:
+    OptimizerEntry = optimizer_entry_union()
+    ScheduleEntry = schedule_entry_union()
+    AveragerEntry = averager_entry_union()
+
+
+class SweepSpec(Model):
+    """A validated sweep file. See ``examples/README.md`` for every key."""
+
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
+    store: Annotated[str, AfterValidator(_store_path)] = "./lrsweep-results"
+    workload: Workload
+    optimizers: Annotated[list[OptimizerEntry], Field(min_length=1)]
+    schedules: list[ScheduleEntry] = []
+    warmup: Axis[NonNegInt] = [0]
+    batch_size: Axis[PosInt] = [32]
+    seeds: Axis[NonNegInt] = [0]
+    horizons: Horizons
+    averagers: list[AveragerEntry] = []
+    eval: EvalSpec = EvalSpec()
+    resources: Resources = Resources()
+    divergence_factor: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 5.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepSpec:
+        budget.check_grid_size(self)
+        budget.check_horizon_range(self)
+        self._check_schedules()
+        self._check_horizons()
+        self._check_averagers()
+        if self.eval.batches is not None and self.workload.name == "linreg":
+            raise said("eval.batches", "linreg evaluates its exact risk; remove eval.batches")
+        budget.check_budget(self)
+        return self
+
+    def _check_schedules(self) -> None:
+        names = [s.name for s in self.schedules]
+        stepped = [(i, o) for i, o in enumerate(self.optimizers) if not o.schedule_free]
+        if stepped and not self.schedules:
+            i, o = stepped[0]
+            raise said("schedules", f"at least one schedule is required for optimizers[{i}] {o.name!r}")
+        if self.schedules and not stepped:
+            raise said("schedules", "every optimizer is schedule-free, so the schedules would be unused; remove them")
+        for i, o in stepped:
+            for name in o.schedules or []:
+                if name not in names:
+                    raise bad(f"optimizers[{i}].schedules", name, f"one of the sweep's schedules {sorted(set(names))}")
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(self.schedules):
+            for sched in entry.settings(0):
+                params = {k: v for k, v in sched.params().items() if k != "warmup"}
+                key = canonical_hash([sched.name, params])
+                if key in seen:
+                    raise said(f"schedules[{i}]", f"repeats a schedule setting of schedules[{seen[key]}] ({sched.name} {params})")
+                seen.setdefault(key, i)
+        seen = {}
+        for i, o in enumerate(self.optimizers):
+            for lr, hyper in o.settings():
+                key = canonical_hash([o.name, lr, hyper])
+                if key in seen and seen[key] != i:
+                    raise said(f"optimizers[{i}]", f"repeats a setting of optimizers[{seen[key]}] ({o.name}, lr={lr}, {hyper})")
+                seen.setdefault(key, i)
+
+    def _check_horizons(self) -> None:
+        unit = self.horizons.unit
+        longest_warmup = max(self.warmup)
+        for size in self.workload.model_sizes():
+            for batch in self.batch_size:
+                tps = size.tokens_per_step(batch)
+                steps = self.horizons.to_steps(size.n_params, tps)
+                for j, (value, s) in enumerate(zip(self.horizons.values, steps, strict=True)):
+                    where = f"horizons.{unit}[{j}]" if len(steps) > 1 else f"horizons.{unit}"
+                    context = "" if unit == "steps" else f" ({s} steps for size {size.label}, batch {batch}: {tps} tokens/step)"
+                    if s <= longest_warmup:
+                        raise bad(where, value, f"longer than the warmup of {longest_warmup} steps{context}")
+                    if s in steps[:j]:
+                        raise bad(where, value, f"a different number of steps from horizons.{unit}[{steps.index(s)}]{context}")
+
+    def _check_averagers(self) -> None:
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(self.averagers):
+            for point in entry.points():
+                if point.label in seen:
+                    raise said(f"averagers[{i}]", f"repeats the averager {point.label!r} of averagers[{seen[point.label]}]")
+                seen[point.label] = i
+
+    def averager_points(self) -> list[AveragerPoint]:
+        return [p for entry in self.averagers for p in entry.points()]
+
+
+_BUILT_FOR = catalog.fingerprint()
+
+
+@functools.lru_cache(maxsize=4)
+def _regenerated(fingerprint: Any) -> type[SweepSpec]:
+    fields: dict[str, Any] = {
+        "optimizers": (Annotated[list[optimizer_entry_union()], Field(min_length=1)], ...),  # type: ignore[misc]
+        "schedules": (list[schedule_entry_union()], []),  # type: ignore[misc]
+        "averagers": (list[averager_entry_union()], []),  # type: ignore[misc]
+    }
+    return create_model("SweepSpec", __base__=SweepSpec, **fields)
+
+
+def sweep_model() -> type[SweepSpec]:
+    """:class:`SweepSpec` for the catalogs as they are now (itself, unless a card was added)."""
+    now = catalog.fingerprint()
+    return SweepSpec if now == _BUILT_FOR else _regenerated(now)
