@@ -14,7 +14,9 @@ import pyarrow as pa
 from .store import CURVES, LINEAGES, ResultsStore, StoreError
 from .store.errors import QueryError
 from .store.render import FORMATS, render
-from .store.sql import connect as _connect
+from .store.sandbox import connect as _confined_connect
+from .store.sandbox import read_only_statement
+from .store.sandbox import run as _confined_run
 
 if TYPE_CHECKING:
     import duckdb
@@ -165,22 +167,31 @@ def connect(store: StoreLike, *, union_by_name: bool = False) -> duckdb.DuckDBPy
 
     The views see the files present when it was opened; connect again to see later writes.
     ``union_by_name=True`` tolerates hand-written fragments lacking nullable columns, slower
-    on stores of many fragments (see ``orchestrator.store.sql``).
+    on stores of many fragments (see ``orchestrator.store.sql``). The connection can read only
+    the store's files and its configuration is locked (``orchestrator.store.sandbox``).
     """
-    return _connect(open_store(store), union_by_name=union_by_name)
+    return _confined_connect(open_store(store), union_by_name=union_by_name)
 
 
 def query_arrow(store: StoreLike, sql: str) -> pa.Table:
-    """Run ``sql`` against the store's views; the result as a pyarrow Table."""
-    con = connect(store)
-    try:
-        relation = con.sql(sql)
+    """Run ``sql``, ONE read-only statement, against the store's views; a pyarrow Table.
+
+    Raises:
+        QueryError: bad SQL, or SQL the sandbox refuses (see ``orchestrator.store.sandbox``).
+    """
+    statement = read_only_statement(sql)
+
+    def run(con: duckdb.DuckDBPyConnection) -> pa.Table:
+        relation = con.sql(statement)
         return relation.to_arrow_table() if relation is not None else pa.table({})
+
+    try:
+        return _confined_run(open_store(store), run)
+    except StoreError:
+        raise
     except Exception as exc:  # duckdb.Error, and binder errors raised as other types
         message = " ".join(str(exc).split())
         raise QueryError(f"query failed: {message}") from None
-    finally:
-        con.close()
 
 
 def query_df(store: StoreLike, sql: str) -> pd.DataFrame:

@@ -21,18 +21,25 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
 from .errors import StoreError
+
+if TYPE_CHECKING:
+    from .store import ResultsStore
 
 __all__ = [
     "COMPACTED_NAME",
     "MARKER_NAME",
     "SWEEP_NAME",
     "FileEntry",
+    "ListingRecorder",
     "PartitionFiles",
+    "READ_ATTEMPTS",
     "TableSnapshot",
+    "changed",
     "check_sweep_id",
     "fragment_name",
     "key_token",
@@ -116,6 +123,9 @@ class TableSnapshot:
     def paths(self) -> list[str]:
         return [f.path for p in self.partitions.values() for f in p.files]
 
+    def entries(self) -> list[FileEntry]:
+        return [f for p in self.partitions.values() for f in p.files]
+
     def live_fragments(self) -> list[tuple[str, str]]:
         """(sweep_id, fragment name) pairs whose rows in ``compacted.parquet`` are shadowed:
         the fragments present next to a compacted file."""
@@ -125,6 +135,43 @@ class TableSnapshot:
             if p.compacted is not None
             for f in p.fragments
         ]
+
+
+# Reads tried per call when files a reader listed vanish under it (a racing compaction).
+READ_ATTEMPTS = 5
+
+
+def changed(fs: pafs.FileSystem, entries: list[FileEntry]) -> bool:
+    """Whether any listed file has vanished or been replaced since it was listed: a reader
+    that failed on such a listing retries on a fresh one; any other failure is real."""
+    if not entries:
+        return False
+    infos = fs.get_file_info([e.path for e in entries])
+    return any(
+        not info.is_file or info.size != e.size or info.mtime_ns != e.mtime_ns
+        for info, e in zip(infos, entries, strict=True)
+    )
+
+
+class ListingRecorder:
+    """A store that remembers every listing it takes, handed to code that builds readers from
+    listings (``sql.create_view``/``sql.connect``): afterwards ``entries()`` are exactly the
+    files those readers read, to allow (the query sandbox) and to watch (:func:`changed`)."""
+
+    def __init__(self, store: ResultsStore) -> None:
+        self._store = store
+        self.snapshots: list[TableSnapshot] = []
+
+    def snapshot(self, table: str, sweep_id: str | None = None) -> TableSnapshot:
+        snap = self._store.snapshot(table, sweep_id)
+        self.snapshots.append(snap)
+        return snap
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def entries(self) -> list[FileEntry]:
+        return [f for snap in self.snapshots for f in snap.entries()]
 
 
 def list_table(

@@ -258,32 +258,37 @@ class ResultsStore:
 
         spec = TABLES[table]
         self.check_version()
-        snap = self.snapshot(table, sweep_id)
         names = list(columns or spec.schema.names)
         unknown = sorted(set(names) - set(spec.schema.names))
         if unknown:
             raise StoreError(f"{table} has no column(s) {unknown}; columns: {spec.schema.names}")
-        paths = snap.paths()
-        if not paths:
-            return spec.schema.empty_table().select(names)
         partitioning = ds.partitioning(pa.schema([spec.schema.field("sweep_id")]), flavor="hive")
-        dataset = ds.dataset(
-            paths,
-            filesystem=self.fs,
-            format="parquet",
-            partitioning=partitioning,
-            partition_base_dir=snap.base_dir,
-            schema=spec.read_schema,
-        )
-        expr = compaction.visible_filter(snap)
-        if filter is not None:
-            expr = filter if expr is None else expr & filter
-        try:
-            out = dataset.to_table(columns=names, filter=expr)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-            raise StoreError(
-                f"cannot read {table} from results store {self.root!r}: {exc}"
-            ) from None
+        for attempt in range(1, _layout.READ_ATTEMPTS + 1):
+            snap = self.snapshot(table, sweep_id)
+            paths = snap.paths()
+            if not paths:
+                return spec.schema.empty_table().select(names)
+            expr = compaction.visible_filter(snap)
+            if filter is not None:
+                expr = filter if expr is None else expr & filter
+            try:
+                dataset = ds.dataset(
+                    paths,
+                    filesystem=self.fs,
+                    format="parquet",
+                    partitioning=partitioning,
+                    partition_base_dir=snap.base_dir,
+                    schema=spec.read_schema,
+                )
+                out = dataset.to_table(columns=names, filter=expr)
+                break
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+                # a compaction deleted or replaced a listed file: list again
+                if attempt < _layout.READ_ATTEMPTS and _layout.changed(self.fs, snap.entries()):
+                    continue
+                raise StoreError(
+                    f"cannot read {table} from results store {self.root!r}: {exc}"
+                ) from None
         for name in names:
             if not spec.schema.field(name).nullable and out.column(name).null_count:
                 raise StoreError(
@@ -304,17 +309,26 @@ class ResultsStore:
             from . import sql
 
             self.check_version()
-            con = duckdb.connect()
-            try:
-                sql.create_view(con, self, LINEAGES, sweep_id=_layout.check_sweep_id(sweep_id))
-                done = ", ".join(f"'{s}'" for s in DONE_STATUSES)
-                rows = con.execute(
-                    "SELECT lineage_id FROM lineages GROUP BY lineage_id "
-                    f"HAVING bool_and(status IN ({done}))"
-                ).fetchall()
-            finally:
-                con.close()
-            return {lineage_id for (lineage_id,) in rows}
+            done = ", ".join(f"'{s}'" for s in DONE_STATUSES)
+            _layout.check_sweep_id(sweep_id)
+            for attempt in range(1, _layout.READ_ATTEMPTS + 1):
+                listed = _layout.ListingRecorder(self)
+                con = duckdb.connect()
+                try:
+                    sql.create_view(con, listed, LINEAGES, sweep_id=sweep_id)  # type: ignore[arg-type]
+                    rows = con.execute(
+                        "SELECT lineage_id FROM lineages GROUP BY lineage_id "
+                        f"HAVING bool_and(status IN ({done}))"
+                    ).fetchall()
+                    return {lineage_id for (lineage_id,) in rows}
+                except (duckdb.Error, StoreError):
+                    # a compaction deleted or replaced a listed file: list again
+                    if attempt == _layout.READ_ATTEMPTS or not _layout.changed(
+                        self.fs, listed.entries()
+                    ):
+                        raise
+                finally:
+                    con.close()
         rows = self.read_table("lineages", sweep_id, columns=["lineage_id", "status"])
         if rows.num_rows == 0:
             return set()

@@ -422,3 +422,31 @@ def test_naive_datetimes_are_taken_as_utc(store):
     store.write_lineage("s1", [lineage_row("L", "main", finished_at=naive)])
     got = store.read_table("lineages")["finished_at"][0].as_py()
     assert got == naive.replace(tzinfo=UTC)
+
+
+def compaction_after_first_listing(monkeypatch, store: ResultsStore, table: str) -> dict:
+    """A real compaction of s1 runs right after a reader first lists ``table``."""
+    real, fired = ResultsStore.snapshot, {"n": 0}
+
+    def snapshot(self, name, sweep_id=None):
+        snap = real(self, name, sweep_id)
+        if name == table and not fired["n"]:
+            fired["n"] = 1
+            store.compact("s1")  # deletes every fragment the reader just listed
+        return snap
+
+    monkeypatch.setattr(ResultsStore, "snapshot", snapshot)
+    return fired
+
+
+def test_read_table_racing_a_compaction_lists_again(store, two_lineages, monkeypatch):
+    fired = compaction_after_first_listing(monkeypatch, store, "curves")
+    assert multiset(store.read_table("curves", "s1")) == expected(two_lineages, "s1")
+    assert fired["n"] == 1 and files_in(store, "curves", "s1") == ["compacted.parquet"]
+
+
+def test_completed_lineages_racing_a_compaction_lists_again(store, monkeypatch):
+    store.write_lineage("s1", [lineage_row("done", "main", horizons=[100]), lineage_row("x", "main", "failed")])
+    fired = compaction_after_first_listing(monkeypatch, store, "lineages")
+    assert store.completed_lineages("s1") == {"done"}
+    assert fired["n"] == 1 and files_in(store, "lineages", "s1") == ["compacted.parquet"]
