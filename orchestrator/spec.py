@@ -24,15 +24,12 @@ import glob
 import itertools
 import math
 import os
-import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
-import tomllib
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -49,6 +46,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from orchestrator.spec_input import StoreRoot, SweepFileError, SweepName, read_sweep_file
 from trials.errors import ConfigError
 from trials.lineage_spec import canonical_hash
 from trials.schedules import SCHEDULES, Schedule, build_schedule
@@ -693,8 +691,8 @@ class Resources(_Model):
 class SweepSpec(_Model):
     """A validated sweep file. See ``examples/README.md`` for every key."""
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-    store: str = "./lrsweep-results"
+    name: SweepName  # the store's sweep_id rule (orchestrator/sweep_name.py)
+    store: StoreRoot = "./lrsweep-results"
     workload: Workload
     optimizers: Annotated[list[OptimizerEntry], Field(min_length=1)]
     schedules: list[ScheduleEntry] = []  # type: ignore[valid-type]
@@ -772,43 +770,11 @@ class SweepSpec(_Model):
 
 
 # ---------------------------------------------------------------------------------- loading
-class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
 def _read(path: Path) -> Any:
-    src = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read the sweep file: {exc.strerror or exc}", source=src) from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"the sweep file is not UTF-8 text ({exc.reason} at byte {exc.start})", source=src) from None
-    suffix = path.suffix.lower()
-    if suffix == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"invalid TOML: {exc}", source=src) from None
-    if suffix in (".yaml", ".yml"):
-        try:
-            return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            raise SpecError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}", source=src) from None
-    raise SpecError(f"the sweep file must end in .toml, .yaml or .yml, got {path.name!r}", source=src)
+        return read_sweep_file(path)  # duplicate keys, alias bombs, deep nesting: spec_input.py
+    except SweepFileError as exc:
+        raise SpecError(str(exc), source=str(path)) from None
 
 
 def parse_spec(data: Any, *, base_dir: str | os.PathLike[str] | None = None, source: str | None = None) -> SweepSpec:

@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
+from orchestrator.sweep_name import SWEEP_NAME_RULE, is_sweep_name
+from trials.errors import short_repr
+
 from .errors import StoreError
 
 if TYPE_CHECKING:
@@ -52,16 +55,13 @@ COMPACTED_NAME = "compacted.parquet"
 SWEEP_NAME = "sweep.parquet"
 PARTITION_PREFIX = "sweep_id="
 
-_SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
 _KEEP = re.compile(r"[A-Za-z0-9.-]")
 
 
 def check_sweep_id(sweep_id: str) -> str:
-    """A sweep id becomes a directory name; allow only safe characters."""
-    if not isinstance(sweep_id, str) or not _SWEEP_ID.fullmatch(sweep_id):
-        raise StoreError(
-            f"sweep_id must be letters, digits, '.' or '-' (not starting with '.' or '-'), got {sweep_id!r}"
-        )
+    """A sweep id becomes a directory name: the sweep-name rule of the spec, exactly."""
+    if not is_sweep_name(sweep_id):
+        raise StoreError(f"sweep_id must be {SWEEP_NAME_RULE}, got {short_repr(sweep_id)}")
     return sweep_id
 
 

@@ -29,7 +29,7 @@ from trials.errors import ConfigError
 from trials.schedules import SCHEDULES
 
 HERE = Path(__file__).parent
-BAD = sorted((HERE / "bad_specs").glob("*.toml"))
+BAD = sorted(p for p in (HERE / "bad_specs").iterdir() if p.suffix in (".toml", ".yaml"))
 EXAMPLES = sorted((HERE.parents[1] / "examples").glob("*.toml"))
 
 MINIMAL = {
