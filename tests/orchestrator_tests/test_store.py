@@ -153,7 +153,7 @@ def test_inputs_as_table_dicts_and_dataframe_store_the_same_rows(store):
         (lambda s, r: s.write_curves("s1", "L", "trunk", "0", r), r"curves.branch must be 'trunk' in this fragment"),
         (lambda s, r: s.write_curves("s1", "L", "main", "0", [{k: v for k, v in r[0].items() if k != "loss"}]), r"curves.loss is required"),
         (lambda s, r: s.write_curves("s1", "L", "main", "0", []), r"curves rows must not be empty"),
-        (lambda s, r: s.write_curves("../x", "L", "main", "0", r), r"sweep_id must be letters, digits"),
+        (lambda s, r: s.write_curves("../x", "L", "main", "0", r), r"sweep_id must be 1 to 64 letters, digits"),
         (lambda s, r: s.write_curves("s1", "L", "main", "0", [{**r[0], "step": "ten"}]), r"curves.step must hold int64"),
     ],
 )  # fmt: skip
