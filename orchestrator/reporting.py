@@ -96,7 +96,11 @@ def export_curve(store: str, sweep_id: str, lineage: str, branch: str | None = N
 
         raise ConfigError("lineage", lineage, f"the id (or a unique prefix) of one lineage ({len(ids)} match)")
     sub = curves[curves["lineage_id"].astype(str) == ids[0]]
+    branches = sorted(sub["branch"].astype(str).unique())
     if branch is None:
-        branches = sorted(sub["branch"].astype(str).unique())
         branch = "main" if "main" in branches else branches[0]
+    elif branch not in branches:
+        from trials.errors import ConfigError
+
+        raise ConfigError("--branch", branch, f"a branch of lineage {ids[0]}: one of {branches}")
     return export_curve_csv(sub, ids[0], branch)
