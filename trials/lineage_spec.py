@@ -68,7 +68,7 @@ class LineageSpec:
     averagers: tuple[AveragerSpec, ...] = ()
     checkpoint_every: int = 0  # 0: only at forks and the end
     log_every: int = 1  # train rows every n updates
-    divergence_factor: float = 5.0  # loss above factor x the first loss (or non-finite) = diverged
+    divergence_factor: float = 5.0  # smoothed loss above factor x its running mean = diverged
     device: str = "cpu"
 
     @property

@@ -139,9 +139,15 @@ def test_divergence_is_recorded_not_raised():
     assert result.branches[0].status == "diverged"
     assert "step" in result.branches[0].error
     losses = [r["loss"] for rows in segments.values() for r in rows if r["split"] == "train"]
-    ema = 0.0
-    for n, loss in enumerate(losses, 1):  # the documented rule: EMA(0.9, debiased) > factor x first loss
-        ema = 0.9 * ema + 0.1 * loss
-        tripped = not math.isfinite(loss) or ema / (1 - 0.9**n) > spec.divergence_factor * losses[0]
+    ema, streak = 0.0, 0
+    for n, loss in enumerate(losses, 1):
+        # the documented rule (trials/divergence.py): a non-finite loss, or the debiased
+        # EMA(0.9) above factor x the running mean for 5 updates in a row
+        tripped = not math.isfinite(loss)
+        if not tripped:
+            ema = 0.9 * ema + 0.1 * loss
+            above = ema / (1 - 0.9**n) > spec.divergence_factor * sum(losses[:n]) / n
+            streak = streak + 1 if above else 0
+            tripped = streak >= 5
         assert tripped == (n == len(losses))
     assert result.branches[0].steps_trained == len(losses) < 60
