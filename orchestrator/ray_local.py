@@ -42,7 +42,7 @@ __all__ = ["LOOPBACK_ENV", "RAY_TEMP_MAX", "init_ray", "ray_temp_dir"]
 log = logging.getLogger(__name__)
 
 # Ray's longest socket path is <temp dir>/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store:
-# 62 bytes past the temp dir with a 7-digit pid, and AF_UNIX paths stop at 107 bytes.
+# 65 bytes past the temp dir with a 7-digit pid, and AF_UNIX paths stop at 107 bytes.
 RAY_TEMP_MAX = 40
 _REAPERS: list[subprocess.Popen[bytes]] = []  # the watchdogs this process started
 

@@ -12,6 +12,7 @@ from test_query import build  # the hand-built store of the query tests
 
 from orchestrator import cli
 from orchestrator.execution import StaleResultsError
+from orchestrator.jobs import ClusterError
 from orchestrator.spec import SpecError
 from orchestrator.store import QueryError, ResultsStore, StoreError
 from trials.errors import ConfigError, LrsweepError
@@ -39,7 +40,7 @@ def one_line(err: str) -> str:
 
 
 def test_every_user_error_derives_from_one_base():
-    for kind in (ConfigError, SpecError, StaleResultsError, StoreError, QueryError):
+    for kind in (ConfigError, SpecError, StaleResultsError, StoreError, QueryError, ClusterError):
         assert issubclass(kind, LrsweepError), kind
     assert issubclass(ConfigError, ValueError)  # callers catching ValueError keep working
 

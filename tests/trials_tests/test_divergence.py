@@ -4,6 +4,7 @@ losses (the batch-1 linreg testbed that tripped the first-loss rule) never caugh
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 from pathlib import Path
@@ -12,7 +13,9 @@ import pytest
 
 from trials.divergence import DivergenceMonitor
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
+BURST = REPO / "tests" / "data" / "linreg_burst.json"
 
 
 def first_trip(losses, factor: float = 5.0) -> int | None:
@@ -31,30 +34,44 @@ def chi2_losses(n: int, seed: int, level=lambda t: 1.0) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------- the rule
-def test_per_step_table():
-    # factor 2, decay 0.5, patience 2 so that a short table exercises every branch.
-    # losses          1     1     4      8       0.5
-    # ema (biased)   .5   .75   2.375  5.1875  2.84375
-    # smoothed s_t    1     1   2.714  5.533   2.935    (ema / (1 - 0.5^t))
-    # mean m_t        1     1     2     3.5     2.9
-    # s_t > 2 m_t     no    no    no    no(7)   no       -> never (the 8 lifts the mean too)
-    m = DivergenceMonitor(2.0, decay=0.5, patience=2)
-    expect_s = [1.0, 1.0, 2.375 / 0.875, 5.1875 / 0.9375, 2.84375 / 0.96875]
-    for loss, s in zip([1.0, 1.0, 4.0, 8.0, 0.5], expect_s, strict=True):
-        assert m.diverged(loss) is False
+def test_per_step_table_level_rule():
+    # factor 2, decay 0.5, patience 2; start 100 keeps the explosion rule out of the way.
+    # loss           1    1    1    1      10        20
+    # ema (biased)  .5  .75 .875 .9375  5.46875  12.734375
+    # s_t            1    1    1    1    5.6452    12.9365   (ema / (1 - 0.5^t))
+    # m_t            1    1    1    1     2.8      5.6667
+    # s_t > 2 m_t    -    -    -    -    yes (1)   yes (2): diverged
+    m = DivergenceMonitor(2.0, decay=0.5, patience=2, start=100)
+    losses = [1.0, 1.0, 1.0, 1.0, 10.0, 20.0]
+    smoothed = [1.0, 1.0, 1.0, 1.0, 5.46875 / 0.96875, 12.734375 / 0.984375]
+    tripped = []
+    for loss, s in zip(losses, smoothed, strict=True):
+        tripped.append(m.diverged(loss))
         assert m.ema / (1 - 0.5**m.count) == pytest.approx(s, rel=1e-15)
-    assert (m.total, m.count, m.streak) == (14.5, 5, 0)
-    # 40 then 80: s = 22.42 > 2 x 9.08 (streak 1), s = 51.2 > 2 x 20.92 (streak 2): diverged
-    assert m.diverged(40.0) is False and m.streak == 1
-    assert m.diverged(80.0) is True and m.streak == 2
+    assert tripped == [False] * 5 + [True]
+    assert (m.total, m.count, m.level_streak, m.explosion_streak) == (34.0, 6, 2, 0)
+
+
+def test_per_step_table_explosion_rule():
+    # factor 2 (so 2^3 = 8), decay 0.5, patience 2, start 2: b = max(1, 2) = 2, threshold 16.
+    # loss           1     2     4      8       20        20
+    # s_t            1  1.6667   3   5.6667  13.0645   16.5873
+    # m_t            1    1.5  2.333  3.75      7       9.1667
+    # level: s > 2m  -     -     -      -       -         -        (13.06 < 14, 16.59 < 18.33)
+    # explosion      -     -     -      -    yes (1)   yes (2): diverged
+    m = DivergenceMonitor(2.0, decay=0.5, patience=2, start=2)
+    tripped = [m.diverged(x) for x in [1.0, 2.0, 4.0, 8.0, 20.0, 20.0]]
+    assert tripped == [False] * 5 + [True]
+    assert (m.start_max, m.level_streak, m.explosion_streak) == (2.0, 0, 2)
+    assert m.ema / (1 - 0.5**6) == pytest.approx(16.328125 / 0.984375, rel=1e-15)
 
 
 def test_a_dip_resets_the_patience():
-    m = DivergenceMonitor(2.0, decay=0.5, patience=2)
-    for loss in [1.0, 1.0, 1.0, 1.0, 40.0]:
+    m = DivergenceMonitor(2.0, decay=0.5, patience=2, start=100)
+    for loss in [1.0, 1.0, 1.0, 1.0, 10.0]:
         m.diverged(loss)
-    assert m.streak == 1
-    assert m.diverged(0.0) is False and m.streak == 0  # s = 10.2 < 2 x 7.33
+    assert m.level_streak == 1
+    assert m.diverged(0.0) is False and m.level_streak == 0  # s = 2.82 < 2 x 2.33
 
 
 @pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
@@ -64,26 +81,28 @@ def test_a_non_finite_loss_trips_at_once(bad, at):
     assert first_trip(losses) == at
 
 
-@pytest.mark.parametrize("growth, within", [(2.0, 10), (1.5, 15), (1.2, 25)])
+def geometric(growth: float, n: int) -> list[float]:
+    """growth^1 .. growth^n, inf past float32's largest value (what a float32 loss does)."""
+    out, x = [], 1.0
+    for _ in range(n):
+        x = x * growth if x < 3.4e38 else math.inf
+        out.append(x if x < 3.4e38 else math.inf)
+    return out
+
+
+@pytest.mark.parametrize("growth, within", [(2.0, 20), (1.5, 25), (1.2, 50), (1.05, 150)])
 def test_geometric_growth_after_healthy_training_trips_within_a_few_updates(growth, within):
     healthy = chi2_losses(500, seed=2, level=lambda t: 1.0 + 2.0 * math.exp(-t / 50))
-    blowup = [growth**k for k in range(1, 200)]  # from the healthy level 1.0
-    trip = first_trip(healthy + blowup)
+    trip = first_trip(healthy + geometric(growth, 2000))  # from the healthy level 1.0
     assert trip is not None and 500 <= trip < 500 + within
 
 
-def test_a_short_excursion_is_not_a_divergence():
-    # one loss of 60 in a flat run: s/m > 5 for 3 updates only (patience 5)
-    losses = [1.0] * 1000 + [60.0] + [1.0] * 100
-    assert first_trip(losses) is None
-    monitor = DivergenceMonitor(5.0, patience=1)
-    assert any(monitor.diverged(x) for x in losses)  # what patience 1 would have said
-
-
-def test_geometric_growth_from_the_first_update_trips_long_before_overflow():
-    losses = [2.0**k for k in range(200)]  # float32 overflows at 2^128
+@pytest.mark.parametrize("growth, within", [(10.0, 20), (5.0, 20), (2.0, 25), (1.2, 45)])
+def test_growth_from_the_first_update_trips_long_before_overflow(growth, within):
+    losses = geometric(growth, 3000)
+    overflow = losses.index(math.inf)
     trip = first_trip(losses)
-    assert trip is not None and trip < 64
+    assert trip is not None and trip < within < overflow
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -114,12 +133,52 @@ def test_decreasing_noisy_losses_never_trip():
         assert first_trip(losses) is None
 
 
+def test_a_single_outlier_is_not_a_divergence():
+    # one loss 200x the level (the linreg testbed's largest is ~100x its mean): the explosion
+    # rule holds for one update, short of the patience of 5; the 100-update EMA moves by 2
+    losses = [1.0] * 1000 + [200.0] + [1.0] * 100
+    assert first_trip(losses) is None
+    impatient = DivergenceMonitor(5.0, patience=1)
+    assert any(impatient.diverged(x) for x in losses)
+
+
+def test_a_burst_passes_but_the_same_level_held_trips():
+    # 15 updates at 14x the level (what the linreg testbed's bursts reach, for up to 15
+    # updates) pass; held, the same level is a divergence.
+    burst = [1.0] * 5000 + [14.0] * 15 + [1.0] * 1000
+    assert first_trip(burst) is None
+    held = [1.0] * 5000 + [14.0] * 1000
+    trip = first_trip(held)
+    assert trip is not None and 5000 < trip < 5100
+
+
+def test_the_linreg_testbeds_worst_burst_passes():
+    """The 2,000 losses around the largest burst of examples/linreg_theory.toml at 64,000
+    updates (tests/data/linreg_burst.json): the current rule lets it pass, a 10-update EMA
+    against the running mean (the rule before this one) did not."""
+    data = json.loads(BURST.read_text())
+    prefix = [data["mean_before"]] * data["count_before"]  # same running mean before the window
+
+    def fast_ema_rule(losses, factor=5.0, patience=5):
+        ema = total = 0.0
+        streak = 0
+        for n, loss in enumerate(losses, 1):
+            ema, total = 0.9 * ema + 0.1 * loss, total + loss
+            streak = streak + 1 if ema / (1 - 0.9**n) > factor * total / n else 0
+            if streak >= patience:
+                return n - 1
+        return None
+
+    assert fast_ema_rule(prefix + data["losses"]) is not None
+    assert first_trip(prefix + data["losses"]) is None
+
+
 # ---------------------------------------------------------------------------------- resume
 def test_state_dict_resumes_exactly():
-    losses = chi2_losses(300, seed=3) + [50.0 * 1.3**k for k in range(40)]
+    losses = chi2_losses(300, seed=3) + [50.0 * 1.3**k for k in range(60)]
     whole = DivergenceMonitor(5.0)
     whole_trips = [whole.diverged(x) for x in losses]
-    for cut in (1, 150, 300, 303, 310):
+    for cut in (1, 5, 10, 150, 300, 303, 310, 330):
         first = DivergenceMonitor(5.0)
         head = [first.diverged(x) for x in losses[:cut]]
         state = first.state_dict()
@@ -132,12 +191,16 @@ def test_state_dict_resumes_exactly():
     assert any(whole_trips)
 
 
+def test_a_huge_factor_never_trips_on_finite_losses():
+    monitor = DivergenceMonitor(1e300)  # the spec allows any finite factor > 1
+    assert not any(monitor.diverged(x) for x in geometric(2.0, 127))
+
+
 def test_a_first_loss_rule_state_still_loads():
-    old = DivergenceMonitor(5.0)
-    old.load_state_dict({"first": 0.1, "ema": 0.5695327, "count": 8})  # the previous format
-    assert old.count == 8 and old.streak == 0
-    assert old.total / old.count == pytest.approx(0.5695327 / (1 - 0.9**8))
-    assert old.diverged(1.0) is False
+    monitor = DivergenceMonitor(5.0)
+    monitor.load_state_dict({"first": 0.1, "ema": 0.5695327, "count": 8})  # the previous format
+    assert (monitor.count, monitor.total, monitor.start_max) == (1, 0.1, 0.1)
+    assert monitor.diverged(1.0) is False
 
 
 # ---------------------------------------------------------------------------------- examples
