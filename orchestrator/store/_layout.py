@@ -19,6 +19,7 @@ does match dot-files, so temporary names must also not end in ``.parquet``.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ __all__ = [
     "TableSnapshot",
     "changed",
     "check_sweep_id",
+    "should_retry",
     "fragment_name",
     "key_token",
     "list_table",
@@ -139,6 +141,7 @@ class TableSnapshot:
 
 # Reads tried per call when files a reader listed vanish under it (a racing compaction).
 READ_ATTEMPTS = 5
+RETRY_PAUSE_S = 0.05  # before the first retry; doubles after each
 
 
 def changed(fs: pafs.FileSystem, entries: list[FileEntry]) -> bool:
@@ -172,6 +175,28 @@ class ListingRecorder:
 
     def entries(self) -> list[FileEntry]:
         return [f for snap in self.snapshots for f in snap.entries()]
+
+
+def should_retry(
+    fs: pafs.FileSystem,
+    entries: list[FileEntry],
+    error: BaseException,
+    attempt: int,
+    *,
+    missing: tuple[type[BaseException], ...] = (FileNotFoundError,),
+    attempts: int = READ_ATTEMPTS,
+) -> bool:
+    """Whether a reader whose ``attempt``-th read of ``entries`` failed with ``error`` should
+    list again and retry; if so, first wait a little for the compaction to finish deleting.
+
+    Yes (up to ``attempts`` reads in all) when a listed file has vanished or been replaced, or
+    when ``error`` says a file is missing: a fragment deleted and rewritten within one tick of
+    the file-system clock looks unchanged to :func:`changed`.
+    """
+    if attempt >= attempts or not (isinstance(error, missing) or changed(fs, entries)):
+        return False
+    time.sleep(RETRY_PAUSE_S * 2 ** (attempt - 1))
+    return True
 
 
 def list_table(

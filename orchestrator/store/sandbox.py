@@ -24,8 +24,9 @@ layer 1 only.
 
 Views are a snapshot of one listing (``sql.py``); a query racing a compaction may find a listed
 fragment deleted under it. :func:`run` then connects again to a fresh listing (up to
-:data:`ATTEMPTS` times): it retries only when a file the connection listed has vanished or
-changed, so a bad query fails at once.
+:data:`ATTEMPTS` times, pausing 0.05 s, 0.1 s, ...): it retries only when a file the
+connection listed has vanished or changed, or DuckDB failed on I/O (a missing file), so a bad
+query fails at once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
-from ._layout import READ_ATTEMPTS, ListingRecorder, changed
+from ._layout import READ_ATTEMPTS, ListingRecorder, should_retry
 from .errors import QueryError, StoreError
 from .sql import connect as _connect_views
 
@@ -179,7 +180,8 @@ def run(store: ResultsStore, fn: Callable[[duckdb.DuckDBPyConnection], T], *,
                 return fn(con)
             finally:
                 con.close()
-        except Exception:
-            if attempt == attempts or not changed(store.fs, listings.entries()):
+        except Exception as exc:
+            if not should_retry(store.fs, listings.entries(), exc, attempt, attempts=attempts,
+                                missing=(duckdb.IOException,)):
                 raise
     raise AssertionError("unreachable")  # pragma: no cover

@@ -283,9 +283,8 @@ class ResultsStore:
                 out = dataset.to_table(columns=names, filter=expr)
                 break
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-                # a compaction deleted or replaced a listed file: list again
-                if attempt < _layout.READ_ATTEMPTS and _layout.changed(self.fs, snap.entries()):
-                    continue
+                if _layout.should_retry(self.fs, snap.entries(), exc, attempt):
+                    continue  # a compaction deleted or replaced a listed file: list again
                 raise StoreError(
                     f"cannot read {table} from results store {self.root!r}: {exc}"
                 ) from None
@@ -321,10 +320,10 @@ class ResultsStore:
                         f"HAVING bool_and(status IN ({done}))"
                     ).fetchall()
                     return {lineage_id for (lineage_id,) in rows}
-                except (duckdb.Error, StoreError):
+                except (duckdb.Error, StoreError) as exc:
                     # a compaction deleted or replaced a listed file: list again
-                    if attempt == _layout.READ_ATTEMPTS or not _layout.changed(
-                        self.fs, listed.entries()
+                    if not _layout.should_retry(
+                        self.fs, listed.entries(), exc, attempt, missing=(duckdb.IOException,)
                     ):
                         raise
                 finally:
