@@ -14,9 +14,10 @@ their descendants: SIGTERM, then SIGKILL after :data:`GRACE_S` seconds.
 Why a watchdog: Ray's own fate sharing ends the GCS and raylet with the driver, but its agents
 notice only by polling the raylet and then spend about a minute failing to report to the dead
 GCS (measured: 60 s). A process group cannot be used: the driver shares its group with whatever
-started it (a shell script, pytest), which must not be signalled. A pipe whose end-of-file
-signals the death was tried first; its end-of-file came early, during ``ray.init``, in some
-starts. Linux only (``/proc``).
+started it (a shell script, pytest), which must not be signalled. The parent pid is polled
+rather than a pipe waited on: a pipe's write end is inherited by any child the driver forks
+without exec (multiprocessing), which would keep the watchdog waiting after the driver died.
+Linux only (``/proc``).
 
 Usage: ``python -I _ray_reaper.py TOKEN DRIVER_PID``
 """
