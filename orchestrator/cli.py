@@ -23,23 +23,11 @@ __all__ = ["main"]
 EXIT_USAGE = 2
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from trials.errors import ConfigError
-
-    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError, IsADirectoryError, PermissionError]
-    try:
-        from orchestrator.store import StoreError
-
-        errors.append(StoreError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import duckdb
-
-        errors.append(duckdb.Error)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+# Every user mistake is an LrsweepError (trials/errors.py); these OS errors are user mistakes
+# too when they reach the CLI (a spec path, an output path that cannot be written).
+_OS_ERRORS: tuple[type[OSError], ...] = (
+    FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError,
+)
 
 
 def _store_of(args: argparse.Namespace) -> str:
@@ -137,10 +125,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from orchestrator.store import ResultsStore
+    from orchestrator.store import ResultsStore, StoreError
 
-    ResultsStore(_store_of(args)).compact(args.sweep)
-    print(f"compacted {args.sweep}")
+    store = ResultsStore(_store_of(args))
+    if not store.check_version():
+        raise StoreError(f"results store {store.root!r} is empty: no sweep has written results yet")
+    known = store.sweep_ids()
+    if args.sweep not in known:
+        raise StoreError(f"sweep_id {args.sweep!r} is not in results store {store.root!r}; "
+                         f"sweeps there: {', '.join(known)}")
+    merged = store.compact(args.sweep)
+    print(f"compacted {args.sweep}: " + ", ".join(f"{n} {table} fragments" for table, n in merged.items()))
     return 0
 
 
@@ -291,11 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from trials.errors import LrsweepError, one_line
+
     try:
         return int(args.fn(args) or 0)
-    except _user_errors() as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"lrsweep: error: {message}", file=sys.stderr)
+    except (LrsweepError, *_OS_ERRORS) as exc:
+        print(f"lrsweep: error: {one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("lrsweep: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -9,18 +9,61 @@ authentication (PLATFORM-NOTES.md): the client sets ``RAY_AUTH_MODE=token`` when
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import socket
 import tempfile
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from orchestrator.ray_local import LOOPBACK_ENV
-from trials.errors import ConfigError
+from trials.errors import ConfigError, LrsweepError
 
-__all__ = ["submit", "job_logs", "stop_job", "job_status"]
+__all__ = ["ClusterError", "submit", "job_logs", "stop_job", "job_status"]
+
+CONNECT_TIMEOUT_S = 5.0  # an address where nothing answers is refused after this
+
+
+class ClusterError(LrsweepError):
+    """The Ray cluster answered, but refused or failed the request (unknown job, not a Ray
+    dashboard, authentication)."""
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse in seconds an address where nothing listens: Ray's client would retry a bare
+    ``host:port`` for ~40 s, then raise a traceback."""
+    if address == "auto":
+        return
+    url = urllib.parse.urlsplit(address if "://" in address else f"http://{address}")
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:
+        host, port = None, None
+    if not host or url.scheme not in ("http", "https", "ray"):
+        raise ConfigError("--address", address, "a Ray dashboard address such as http://127.0.0.1:8265")
+    port = port or {"http": 80, "https": 443, "ray": 10001}[url.scheme]
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError("--address", address,
+                          f"a Ray dashboard that answers ({host}:{port}: {reason})") from None
+
+
+@contextlib.contextmanager
+def _talking_to(address: str) -> Iterator[None]:
+    """Ray's client errors as one-line :class:`ClusterError` s."""
+    try:
+        yield
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise ClusterError(f"Ray cluster at {address}: {message}") from None
 
 
 def _client(address: str) -> Any:
@@ -28,9 +71,11 @@ def _client(address: str) -> Any:
         os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").exists()
     ):
         os.environ["RAY_AUTH_MODE"] = "token"
+    _check_reachable(address)
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(address)
+    with _talking_to(address):
+        return JobSubmissionClient(address)
 
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -66,10 +111,11 @@ def submit(spec_path: str | os.PathLike[str], *, address: str, store: str | None
         entrypoint = (f"lrsweep run {shlex.quote(spec_path.name)} --address auto --quiet "
                       f"--store {shlex.quote(store_root)}")
         client = _client(address)
-        job_id = client.submit_job(
-            entrypoint=entrypoint,
-            runtime_env={"working_dir": str(workdir), "env_vars": dict(LOOPBACK_ENV)},
-        )
+        with _talking_to(address):
+            job_id = client.submit_job(
+                entrypoint=entrypoint,
+                runtime_env={"working_dir": str(workdir), "env_vars": dict(LOOPBACK_ENV)},
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if wait:
@@ -82,13 +128,19 @@ def submit(spec_path: str | os.PathLike[str], *, address: str, store: str | None
 
 
 def job_status(job_id: str, *, address: str) -> str:
-    return str(_client(address).get_job_status(job_id).value)
+    client = _client(address)
+    with _talking_to(address):
+        return str(client.get_job_status(job_id).value)
 
 
 def job_logs(job_id: str, *, address: str) -> str:
-    return str(_client(address).get_job_logs(job_id))
+    client = _client(address)
+    with _talking_to(address):
+        return str(client.get_job_logs(job_id))
 
 
 def stop_job(job_id: str, *, address: str) -> str:
-    stopped = _client(address).stop_job(job_id)
+    client = _client(address)
+    with _talking_to(address):
+        stopped = client.stop_job(job_id)
     return f"{job_id}: {'stop requested' if stopped else 'not running'}"

@@ -16,7 +16,9 @@ import pyarrow as pa
 from .store import ResultsStore, StoreError
 from .store.errors import QueryError
 from .store.render import FORMATS, render
-from .store.sql import connect as _connect
+from .store.sandbox import connect as _confined_connect
+from .store.sandbox import read_only_statement
+from .store.sandbox import run as _confined_run
 
 if TYPE_CHECKING:
     import duckdb
@@ -71,8 +73,8 @@ def _require(store: StoreLike, sweep_id: str | None) -> ResultsStore:
 
 def _load(store: StoreLike, view: str, sweep_id: str | None, filters: dict[str, Any]) -> pd.DataFrame:
     store = _require(store, sweep_id)
-    con = _connect(store)
-    try:
+
+    def read(con: duckdb.DuckDBPyConnection) -> pa.Table:
         columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
         where, params = [], []
         if sweep_id is not None:
@@ -90,9 +92,10 @@ def _load(store: StoreLike, view: str, sweep_id: str | None, filters: dict[str, 
                 params.append(value)
         sql = f"SELECT * FROM {view}" + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += " ORDER BY " + ", ".join(f'"{c}"' for c in _ORDER[view])
-        return con.sql(sql, params=params).to_arrow_table().to_pandas()
-    finally:
-        con.close()
+        return con.sql(sql, params=params).to_arrow_table()
+
+    # a confined connection, listed again if a racing compaction removes a file under it
+    return _confined_run(store, read).to_pandas()
 
 
 def load_curves(store: StoreLike, sweep_id: str | None = None, **filters: Any) -> pd.DataFrame:
@@ -151,22 +154,31 @@ def connect(store: StoreLike, *, union_by_name: bool = False) -> duckdb.DuckDBPy
 
     The views see the files present when it was opened; connect again to see later writes.
     ``union_by_name=True`` tolerates hand-written fragments lacking nullable columns, slower
-    on stores of many fragments (see ``orchestrator.store.sql``).
+    on stores of many fragments (see ``orchestrator.store.sql``). The connection can read only
+    the store's files and its configuration is locked (``orchestrator.store.sandbox``).
     """
-    return _connect(open_store(store), union_by_name=union_by_name)
+    return _confined_connect(open_store(store), union_by_name=union_by_name)
 
 
 def query_arrow(store: StoreLike, sql: str) -> pa.Table:
-    """Run ``sql`` against the store's views; the result as a pyarrow Table."""
-    con = connect(store)
-    try:
-        relation = con.sql(sql)
+    """Run ``sql``, ONE read-only statement, against the store's views; a pyarrow Table.
+
+    Raises:
+        QueryError: bad SQL, or SQL the sandbox refuses (see ``orchestrator.store.sandbox``).
+    """
+    statement = read_only_statement(sql)
+
+    def run(con: duckdb.DuckDBPyConnection) -> pa.Table:
+        relation = con.sql(statement)
         return relation.to_arrow_table() if relation is not None else pa.table({})
+
+    try:
+        return _confined_run(open_store(store), run)
+    except StoreError:
+        raise
     except Exception as exc:  # duckdb.Error, and binder errors raised as other types
         message = " ".join(str(exc).split())
         raise QueryError(f"query failed: {message}") from None
-    finally:
-        con.close()
 
 
 def query_df(store: StoreLike, sql: str) -> pd.DataFrame:

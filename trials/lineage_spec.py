@@ -121,7 +121,7 @@ class LineageSpec:
     schedule_free: bool = False
     checkpoint_every: int = 0  # also checkpoint every n trunk/branch steps (kept only until the next)
     log_every: int = 1  # train rows every n updates
-    divergence_factor: float = 5.0
+    divergence_factor: float = 5.0  # smoothed loss above factor x its running mean = diverged
     device: str = "cpu"
 
     @property

@@ -9,58 +9,24 @@ must stay within, are not what it asks). Every failure is ONE :class:`SpecError`
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-import tomllib
-import yaml
 from pydantic import ValidationError
 
 from orchestrator.spec.errors import SpecError, describe_error, path_of
 from orchestrator.spec.sweep import SweepSpec, sweep_model
+from orchestrator.spec_input import SweepFileError, read_sweep_file
 from trials.identity import canonical_hash
 
 __all__ = ["load_spec", "parse_spec", "spec_hash"]
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
 def _read(path: Path) -> Any:
-    src = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read the sweep file: {exc.strerror or exc}", source=src) from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"the sweep file is not UTF-8 text ({exc.reason} at byte {exc.start})", source=src) from None
-    suffix = path.suffix.lower()
-    if suffix == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"invalid TOML: {exc}", source=src) from None
-    if suffix in (".yaml", ".yml"):
-        try:
-            return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            raise SpecError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}", source=src) from None
-    raise SpecError(f"the sweep file must end in .toml, .yaml or .yml, got {path.name!r}", source=src)
+        return read_sweep_file(path)  # duplicate keys, alias bombs, deep nesting: spec_input.py
+    except SweepFileError as exc:
+        raise SpecError(str(exc), source=str(path)) from None
 
 
 def parse_spec(data: Any, *, base_dir: str | os.PathLike[str] | None = None, source: str | None = None) -> SweepSpec:

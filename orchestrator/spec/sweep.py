@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, Field, create_model, model_validator
+from pydantic import Field, create_model, model_validator
 
 from orchestrator.spec import budget
 from orchestrator.spec.averagers import AveragerPoint, averager_entry_union
@@ -21,19 +21,11 @@ from orchestrator.spec.optimizers import optimizer_entry_union
 from orchestrator.spec.schedules import schedule_entry_union
 from orchestrator.spec.sections import EvalSpec, Horizons, Resources
 from orchestrator.spec.workload import Workload
+from orchestrator.spec_input import StoreRoot, SweepName
 from trials import catalog
 from trials.identity import canonical_hash
 
-__all__ = ["NAME_PATTERN", "SweepSpec", "sweep_model"]
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # to be shared with orchestrator.store's check_sweep_id
-NAME_MAX_LENGTH = 64
-
-
-def _store_path(value: str) -> str:
-    if not value.strip():
-        raise bad("", value, "a non-empty path or URI (where results go)")
-    return value
+__all__ = ["SweepSpec", "sweep_model"]
 
 
 if TYPE_CHECKING:  # the generated unions' common bases
@@ -49,8 +41,8 @@ else:
 class SweepSpec(Model):
     """A validated sweep file. See ``examples/README.md`` for every key."""
 
-    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
-    store: Annotated[str, AfterValidator(_store_path)] = "./lrsweep-results"
+    name: SweepName  # the store's sweep_id rule (orchestrator/sweep_name.py)
+    store: StoreRoot = "./lrsweep-results"
     workload: Workload
     optimizers: Annotated[list[OptimizerEntry], Field(min_length=1)]
     schedules: list[ScheduleEntry] = []

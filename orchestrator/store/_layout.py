@@ -23,12 +23,20 @@ does match dot-files, so temporary names must also not end in ``.parquet``.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
+from orchestrator.sweep_name import SWEEP_NAME_RULE, is_sweep_name
+from trials.errors import short_repr
+
 from .errors import StoreError
+
+if TYPE_CHECKING:
+    from .store import ResultsStore
 
 __all__ = [
     "COMPACTED_NAME",
@@ -36,9 +44,13 @@ __all__ = [
     "SETTINGS_NAME",
     "SWEEP_NAME",
     "FileEntry",
+    "ListingRecorder",
     "PartitionFiles",
+    "READ_ATTEMPTS",
     "TableSnapshot",
+    "changed",
     "check_sweep_id",
+    "should_retry",
     "fragment_name",
     "key_token",
     "list_table",
@@ -52,16 +64,13 @@ SWEEP_NAME = "sweep.parquet"
 SETTINGS_NAME = "settings.parquet"
 PARTITION_PREFIX = "sweep_id="
 
-_SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
 _KEEP = re.compile(r"[A-Za-z0-9.-]")
 
 
 def check_sweep_id(sweep_id: str) -> str:
-    """A sweep id becomes a directory name; allow only safe characters."""
-    if not isinstance(sweep_id, str) or not _SWEEP_ID.fullmatch(sweep_id):
-        raise StoreError(
-            f"sweep_id must be letters, digits, '.' or '-' (not starting with '.' or '-'), got {sweep_id!r}"
-        )
+    """A sweep id becomes a directory name: the sweep-name rule of the spec, exactly."""
+    if not is_sweep_name(sweep_id):
+        raise StoreError(f"sweep_id must be {SWEEP_NAME_RULE}, got {short_repr(sweep_id)}")
     return sweep_id
 
 
@@ -130,6 +139,9 @@ class TableSnapshot:
     def paths(self) -> list[str]:
         return [f.path for p in self.partitions.values() for f in p.files]
 
+    def entries(self) -> list[FileEntry]:
+        return [f for p in self.partitions.values() for f in p.files]
+
     def live_fragments(self) -> list[tuple[str, str]]:
         """(sweep_id, fragment name) pairs whose rows in ``compacted.parquet`` are shadowed:
         the fragments present next to a compacted file."""
@@ -139,6 +151,66 @@ class TableSnapshot:
             if p.compacted is not None
             for f in p.fragments
         ]
+
+
+# Reads tried per call when files a reader listed vanish under it (a racing compaction).
+READ_ATTEMPTS = 8  # with the doubling pause: ~6 s of racing compactions before a reader gives up
+RETRY_PAUSE_S = 0.05  # before the first retry; doubles after each
+
+
+def changed(fs: pafs.FileSystem, entries: list[FileEntry]) -> bool:
+    """Whether any listed file has vanished or been replaced since it was listed: a reader
+    that failed on such a listing retries on a fresh one; any other failure is real."""
+    if not entries:
+        return False
+    infos = fs.get_file_info([e.path for e in entries])
+    return any(
+        not info.is_file or info.size != e.size or info.mtime_ns != e.mtime_ns
+        for info, e in zip(infos, entries, strict=True)
+    )
+
+
+class ListingRecorder:
+    """A store that remembers every listing it takes, handed to code that builds readers from
+    listings (``sql.create_view``/``sql.connect``): afterwards ``entries()`` are exactly the
+    files those readers read, to allow (the query sandbox) and to watch (:func:`changed`)."""
+
+    def __init__(self, store: ResultsStore) -> None:
+        self._store = store
+        self.snapshots: list[TableSnapshot] = []
+
+    def snapshot(self, table: str, sweep_id: str | None = None) -> TableSnapshot:
+        snap = self._store.snapshot(table, sweep_id)
+        self.snapshots.append(snap)
+        return snap
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def entries(self) -> list[FileEntry]:
+        return [f for snap in self.snapshots for f in snap.entries()]
+
+
+def should_retry(
+    fs: pafs.FileSystem,
+    entries: list[FileEntry],
+    error: BaseException,
+    attempt: int,
+    *,
+    missing: tuple[type[BaseException], ...] = (FileNotFoundError,),
+    attempts: int = READ_ATTEMPTS,
+) -> bool:
+    """Whether a reader whose ``attempt``-th read of ``entries`` failed with ``error`` should
+    list again and retry; if so, first wait a little for the compaction to finish deleting.
+
+    Yes (up to ``attempts`` reads in all) when a listed file has vanished or been replaced, or
+    when ``error`` says a file is missing: a fragment deleted and rewritten within one tick of
+    the file-system clock looks unchanged to :func:`changed`.
+    """
+    if attempt >= attempts or not (isinstance(error, missing) or changed(fs, entries)):
+        return False
+    time.sleep(RETRY_PAUSE_S * 2 ** (attempt - 1))
+    return True
 
 
 def list_table(

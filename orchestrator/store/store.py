@@ -269,32 +269,36 @@ class ResultsStore:
 
         spec = TABLES[table]
         self.check_version()
-        snap = self.snapshot(table, sweep_id)
         names = list(columns or spec.schema.names)
         unknown = sorted(set(names) - set(spec.schema.names))
         if unknown:
             raise StoreError(f"{table} has no column(s) {unknown}; columns: {spec.schema.names}")
-        paths = snap.paths()
-        if not paths:
-            return spec.schema.empty_table().select(names)
         partitioning = ds.partitioning(pa.schema([spec.schema.field("sweep_id")]), flavor="hive")
-        dataset = ds.dataset(
-            paths,
-            filesystem=self.fs,
-            format="parquet",
-            partitioning=partitioning,
-            partition_base_dir=snap.base_dir,
-            schema=spec.read_schema,
-        )
-        expr = compaction.visible_filter(snap)
-        if filter is not None:
-            expr = filter if expr is None else expr & filter
-        try:
-            out = dataset.to_table(columns=names, filter=expr)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-            raise StoreError(
-                f"cannot read {table} from results store {self.root!r}: {exc}"
-            ) from None
+        for attempt in range(1, _layout.READ_ATTEMPTS + 1):
+            snap = self.snapshot(table, sweep_id)
+            paths = snap.paths()
+            if not paths:
+                return spec.schema.empty_table().select(names)
+            expr = compaction.visible_filter(snap)
+            if filter is not None:
+                expr = filter if expr is None else expr & filter
+            try:
+                dataset = ds.dataset(
+                    paths,
+                    filesystem=self.fs,
+                    format="parquet",
+                    partitioning=partitioning,
+                    partition_base_dir=snap.base_dir,
+                    schema=spec.read_schema,
+                )
+                out = dataset.to_table(columns=names, filter=expr)
+                break
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+                if _layout.should_retry(self.fs, snap.entries(), exc, attempt):
+                    continue  # a compaction deleted or replaced a listed file: list again
+                raise StoreError(
+                    f"cannot read {table} from results store {self.root!r}: {exc}"
+                ) from None
         for name in names:
             if not spec.schema.field(name).nullable and out.column(name).null_count:
                 raise StoreError(

@@ -12,7 +12,7 @@ from orchestrator.spec import SpecError, gpt_param_count, load_spec, parse_spec,
 from trials.errors import ConfigError
 
 HERE = Path(__file__).parent
-BAD = sorted((HERE / "bad_specs").glob("*.toml"))
+BAD = sorted(p for p in (HERE / "bad_specs").iterdir() if p.suffix in (".toml", ".yaml"))
 EXAMPLES = sorted((HERE.parents[1] / "examples").glob("*.toml"))
 
 MINIMAL = {

@@ -153,7 +153,7 @@ def test_inputs_as_table_dicts_and_dataframe_store_the_same_rows(store):
         (lambda s, r: s.write_curves("s1", "L", "trunk", "0", r), r"curves.branch must be 'trunk' in this fragment"),
         (lambda s, r: s.write_curves("s1", "L", "main", "0", [{k: v for k, v in r[0].items() if k != "loss"}]), r"curves.loss is required"),
         (lambda s, r: s.write_curves("s1", "L", "main", "0", []), r"curves rows must not be empty"),
-        (lambda s, r: s.write_curves("../x", "L", "main", "0", r), r"sweep_id must be letters, digits"),
+        (lambda s, r: s.write_curves("../x", "L", "main", "0", r), r"sweep_id must be 1 to 64 letters, digits"),
         (lambda s, r: s.write_curves("s1", "L", "main", "0", [{**r[0], "step": "ten"}]), r"curves.step must hold int64"),
     ],
 )  # fmt: skip
@@ -415,3 +415,31 @@ def test_naive_datetimes_are_taken_as_utc(store):
     store.write_runs("s1", [run_row("L", "trunk", finished_at=naive)])
     got = store.read_table("runs")["finished_at"][0].as_py()
     assert got == naive.replace(tzinfo=UTC)
+
+
+def compaction_after_first_listing(monkeypatch, store: ResultsStore, table: str) -> dict:
+    """A real compaction of s1 runs right after a reader first lists ``table``."""
+    real, fired = ResultsStore.snapshot, {"n": 0}
+
+    def snapshot(self, name, sweep_id=None):
+        snap = real(self, name, sweep_id)
+        if name == table and not fired["n"]:
+            fired["n"] = 1
+            store.compact("s1")  # deletes every fragment the reader just listed
+        return snap
+
+    monkeypatch.setattr(ResultsStore, "snapshot", snapshot)
+    return fired
+
+
+def test_read_table_racing_a_compaction_lists_again(store, two_lineages, monkeypatch):
+    fired = compaction_after_first_listing(monkeypatch, store, "curves")
+    assert multiset(store.read_table("curves", "s1")) == expected(two_lineages, "s1")
+    assert fired["n"] == 1 and files_in(store, "curves", "s1") == ["compacted.parquet"]
+
+
+def test_runs_read_racing_a_compaction_lists_again(store, monkeypatch):
+    store.write_runs("s1", [run_row("done", "trunk"), run_row("x", "trunk", "failed")])
+    fired = compaction_after_first_listing(monkeypatch, store, "runs")
+    assert sorted(store.read_table("runs", "s1")["lineage_id"].to_pylist()) == ["done", "x"]
+    assert fired["n"] == 1 and files_in(store, "runs", "s1") == ["compacted.parquet"]
