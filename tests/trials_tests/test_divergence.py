@@ -209,10 +209,13 @@ def _small(spec, steps: int):
     params = dict(spec.workload_params)
     if spec.workload == "char_gpt":
         params.update(size="nano", eval_batches=1)
+    rule_params = dict(spec.rule_params)
+    if "horizon" in rule_params:  # cosine/linear: the schedule over the short run
+        rule_params["horizon"] = steps
     return dataclasses.replace(
-        spec, horizons=(steps,), eval_steps=(steps,), averagers=(), warmup=min(spec.warmup, 5),
-        batch_size=min(spec.batch_size, 8), workload_params=params, device="cpu",
-        checkpoint_every=0,
+        spec, trunk_end=steps, trunk_horizons=(steps,), eval_steps=(steps,), branches=(), averagers=(),
+        checkpoint_steps=(steps,), rule_params=rule_params, warmup=min(spec.warmup, 5),
+        batch_size=min(spec.batch_size, 8), workload_params=params, device="cpu", checkpoint_every=0,
     )
 
 
@@ -225,15 +228,18 @@ def test_the_linreg_theory_lineages_are_not_diverged():
     from orchestrator.planner import plan
     from orchestrator.spec import load_spec
     from trials.lineage import run_lineage
+    from trials.sinks import MemorySink
 
     torch.set_num_threads(1)
     lineages = plan(load_spec(EXAMPLES[0].parent / "linreg_theory.toml")).lineages
     assert len(lineages) == 24
     statuses, firsts = [], []
     for spec in lineages:
-        spec = dataclasses.replace(spec, horizons=(400,), eval_steps=(1, 400), averagers=(), device="cpu")
-        rows: list[dict] = []
-        result = run_lineage(spec, report=lambda seg, rows=rows: rows.extend(seg.rows))
+        spec = dataclasses.replace(spec, trunk_end=400, trunk_horizons=(400,), eval_steps=(1, 400), branches=(),
+                                   averagers=(), checkpoint_steps=(400,), device="cpu")
+        sink = MemorySink()
+        result = run_lineage(spec, sink=sink)
+        rows = sink.rows()
         statuses.append(result.status)
         train = [r["loss"] for r in rows if r["split"] == "train"]
         risk = {r["step"]: r["loss"] for r in rows if r["split"] == "eval"}
@@ -256,10 +262,10 @@ def test_each_examples_training_settings_run_without_a_false_divergence(example)
     torch.set_num_threads(1)
     seen, statuses = set(), []
     for spec in plan(load_spec(example)).lineages:
-        key = (spec.optimizer, spec.peak_lr, spec.schedule, str(sorted(spec.optimizer_params.items())))
+        key = (spec.optimizer, spec.peak_lr, spec.rule, str(sorted(spec.optimizer_params.items())))
         if key in seen:
             continue
         seen.add(key)
-        result = run_lineage(_small(spec, 30), report=lambda seg: None)
+        result = run_lineage(_small(spec, 30))
         statuses.append((key, result.status))
     assert statuses and all(status == "completed" for _, status in statuses), statuses
