@@ -7,6 +7,7 @@ sweeps, bad SQL) become ONE line on stderr and exit code 2; never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -172,26 +173,50 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from orchestrator.jobs import job_status, submit
 
     job_id = submit(args.spec, address=args.address, store=args.store, wait=args.wait,
-                    shared_store=args.shared_store)
+                    shared_store=args.shared_store, token_file=args.token_file)
     if not args.wait:
         print(job_id)
         return 0
-    status = job_status(job_id, address=args.address)
+    status = job_status(job_id, address=args.address, token_file=args.token_file)
     print(f"{job_id} {status}")
     return 0 if status == "SUCCEEDED" else 1
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
-    from orchestrator.jobs import job_logs
+def cmd_jobs(args: argparse.Namespace) -> int:
+    import datetime as dt
 
-    sys.stdout.write(job_logs(args.job_id, address=args.address))
+    from orchestrator.jobs import list_jobs
+
+    jobs = list_jobs(address=args.address, token_file=args.token_file)
+    if args.json:
+        print(json.dumps(jobs, indent=2, default=str))
+        return 0
+
+    def when(ms: int | None) -> str:
+        return "-" if not ms else dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    rows = [("job", "status", "sweep file", "started (UTC)", "ended (UTC)")]
+    rows += [(j["job_id"], j["status"], j["sweep_file"], when(j["start_time"]), when(j["end_time"])) for j in jobs]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from orchestrator.jobs import follow_logs, job_logs
+
+    if args.follow:
+        status = follow_logs(args.job_id, address=args.address, token_file=args.token_file)
+        return 0 if status == "SUCCEEDED" else 1
+    sys.stdout.write(job_logs(args.job_id, address=args.address, token_file=args.token_file))
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from orchestrator.jobs import stop_job
 
-    print(stop_job(args.job_id, address=args.address))
+    print(stop_job(args.job_id, address=args.address, token_file=args.token_file))
     return 0
 
 
@@ -228,13 +253,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the store is a local path mounted at the same path on every node of the cluster")
     sp.add_argument("--wait", action="store_true", help="wait for the job to finish")
 
+    sp = add("jobs", cmd_jobs, "List the sweeps submitted to a Ray cluster.")
+    sp.add_argument("--address", required=True)
+    sp.add_argument("--json", action="store_true")
+
     sp = add("logs", cmd_logs, "Print a submitted job's logs.")
     sp.add_argument("job_id")
     sp.add_argument("--address", required=True)
+    sp.add_argument("-f", "--follow", action="store_true", help="stream the logs until the job ends")
 
     sp = add("stop", cmd_stop, "Stop a submitted job.")
     sp.add_argument("job_id")
     sp.add_argument("--address", required=True)
+
+    for sub_name in ("submit", "jobs", "logs", "stop"):  # the cluster's token, never this machine's own
+        sub.choices[sub_name].add_argument(
+            "--token-file", help="a file holding the cluster's token (default: RAY_AUTH_TOKEN; lrsweep never "
+                                 "sends this machine's own ~/.ray/auth_token)")
 
     for name, fn, help_ in (("status", cmd_status, "Summarise the sweeps in a store (or one sweep)."),):
         sp = add(name, fn, help_)

@@ -24,7 +24,7 @@ from typing import Any
 from orchestrator.ray_local import LOOPBACK_ENV
 from trials.errors import ConfigError, LrsweepError
 
-__all__ = ["ClusterError", "submit", "job_logs", "stop_job", "job_status"]
+__all__ = ["ClusterError", "follow_logs", "job_logs", "job_status", "list_jobs", "stop_job", "submit", "use_token"]
 
 CONNECT_TIMEOUT_S = 5.0  # an address where nothing answers is refused after this
 
@@ -57,24 +57,64 @@ def _check_reachable(address: str) -> None:
 
 
 @contextlib.contextmanager
-def _talking_to(address: str) -> Iterator[None]:
+def _talking_to(address: str, has_token: bool = True) -> Iterator[None]:
     """Ray's client errors as one-line :class:`ClusterError` s."""
     try:
         yield
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - only the client's own errors become user errors
+        if not (isinstance(exc, (ConnectionError, RuntimeError, ValueError, PermissionError))
+                or type(exc).__module__.startswith("ray")):
+            raise
         message = " ".join(str(exc).split()) or type(exc).__name__
+        if not has_token and any(word in message.lower() for word in ("auth", "401", "403", "token")):
+            raise ClusterError(f"Ray cluster at {address} wants its token: set RAY_AUTH_TOKEN or pass --token-file "
+                               "(lrsweep never sends this machine's own ~/.ray/auth_token)") from None
         raise ClusterError(f"Ray cluster at {address}: {message}") from None
 
 
-def _client(address: str) -> Any:
-    if "RAY_AUTH_MODE" not in os.environ and (
-        os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").exists()
-    ):
-        os.environ["RAY_AUTH_MODE"] = "token"
+def use_token(token_file: str | None = None) -> bool:
+    """Authenticate to the cluster with ITS token: ``RAY_AUTH_TOKEN``, or the file the user
+    names — never this machine's own ``~/.ray/auth_token`` (the token of the local Ray that
+    ``lrsweep run`` starts, which a remote cluster must not receive). Returns whether a token
+    is in use; without one, requests go out unauthenticated and a token-protected cluster
+    refuses them (:func:`_talking_to` says what to do)."""
+    token = os.environ.get("RAY_AUTH_TOKEN") or None
+    if token_file:
+        try:
+            token = Path(token_file).expanduser().read_text().strip()
+        except OSError as exc:
+            raise ConfigError("--token-file", token_file, f"a readable file holding the cluster's token "
+                                                          f"({exc.strerror or exc})") from None
+        if not token:
+            raise ConfigError("--token-file", token_file, "a file holding the cluster's token (it is empty)")
+    if token:
+        os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
+    else:
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    _refresh_ray_auth()
+    return bool(token)
+
+
+def _refresh_ray_auth() -> None:
+    """Make an already imported Ray read the authentication settings again (it caches them)."""
+    import sys
+
+    raylet = sys.modules.get("ray._raylet")
+    if raylet is not None:
+        try:
+            raylet.Config.initialize("")
+            raylet.AuthenticationTokenLoader.instance().reset_cache()
+        except AttributeError:  # pragma: no cover - a Ray without token authentication
+            pass
+
+
+def _client(address: str, token_file: str | None = None) -> Any:
     _check_reachable(address)
+    has_token = use_token(token_file)
     from ray.job_submission import JobSubmissionClient
 
-    with _talking_to(address):
+    with _talking_to(address, has_token):
         return JobSubmissionClient(address)
 
 
@@ -100,7 +140,8 @@ def _store_for_cluster(spec_path: Path, store: str | None, *, address: str, shar
 
 
 def submit(spec_path: str | os.PathLike[str], *, address: str, store: str | None = None,
-           wait: bool = False, timeout_s: float = 3600.0, shared_store: bool = False) -> str:
+           wait: bool = False, timeout_s: float = 3600.0, shared_store: bool = False,
+           token_file: str | None = None) -> str:
     """Submit the sweep; returns the job id (and waits for it to end when ``wait``)."""
     spec_path = Path(spec_path).resolve()
     # validates the spec and the store before anything is sent
@@ -110,8 +151,8 @@ def submit(spec_path: str | os.PathLike[str], *, address: str, store: str | None
         shutil.copy(spec_path, workdir / spec_path.name)
         entrypoint = (f"lrsweep run {shlex.quote(spec_path.name)} --address auto --quiet "
                       f"--store {shlex.quote(store_root)}")
-        client = _client(address)
-        with _talking_to(address):
+        client = _client(address, token_file)
+        with _talking_to(address, "RAY_AUTH_TOKEN" in os.environ):
             job_id = client.submit_job(
                 entrypoint=entrypoint,
                 runtime_env={"working_dir": str(workdir), "env_vars": dict(LOOPBACK_ENV)},
@@ -120,27 +161,61 @@ def submit(spec_path: str | os.PathLike[str], *, address: str, store: str | None
         shutil.rmtree(workdir, ignore_errors=True)
     if wait:
         deadline = time.monotonic() + timeout_s
-        while job_status(job_id, address=address) not in ("SUCCEEDED", "FAILED", "STOPPED"):
+        while job_status(job_id, address=address, token_file=token_file) not in ("SUCCEEDED", "FAILED", "STOPPED"):
             if time.monotonic() > deadline:
                 break
             time.sleep(1.0)
     return job_id
 
 
-def job_status(job_id: str, *, address: str) -> str:
-    client = _client(address)
-    with _talking_to(address):
+def job_status(job_id: str, *, address: str, token_file: str | None = None) -> str:
+    client = _client(address, token_file)
+    with _talking_to(address, "RAY_AUTH_TOKEN" in os.environ):
         return str(client.get_job_status(job_id).value)
 
 
-def job_logs(job_id: str, *, address: str) -> str:
-    client = _client(address)
-    with _talking_to(address):
+def job_logs(job_id: str, *, address: str, token_file: str | None = None) -> str:
+    client = _client(address, token_file)
+    with _talking_to(address, "RAY_AUTH_TOKEN" in os.environ):
         return str(client.get_job_logs(job_id))
 
 
-def stop_job(job_id: str, *, address: str) -> str:
-    client = _client(address)
-    with _talking_to(address):
+def follow_logs(job_id: str, *, address: str, token_file: str | None = None, write: Any = None) -> str:
+    """Stream a job's logs as they come (``lrsweep logs --follow``) until it ends; returns
+    its final status."""
+    import asyncio
+    import sys
+
+    write = write or sys.stdout.write
+    client = _client(address, token_file)
+
+    async def tail() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            write(chunk)
+
+    with _talking_to(address, "RAY_AUTH_TOKEN" in os.environ):
+        asyncio.run(tail())
+        return str(client.get_job_status(job_id).value)
+
+
+def list_jobs(*, address: str, token_file: str | None = None) -> list[dict[str, Any]]:
+    """The sweeps submitted to the cluster (``lrsweep jobs``), newest first."""
+    client = _client(address, token_file)
+    with _talking_to(address, "RAY_AUTH_TOKEN" in os.environ):
+        jobs = client.list_jobs()
+    out = []
+    for job in jobs:
+        entry = str(job.entrypoint or "")
+        if not entry.startswith("lrsweep run "):
+            continue
+        out.append({"job_id": job.submission_id or job.job_id, "status": str(job.status.value),
+                    "sweep_file": shlex.split(entry)[2] if len(shlex.split(entry)) > 2 else "",
+                    "start_time": job.start_time, "end_time": job.end_time})
+    return sorted(out, key=lambda j: -(j["start_time"] or 0))
+
+
+def stop_job(job_id: str, *, address: str, token_file: str | None = None) -> str:
+    client = _client(address, token_file)
+    with _talking_to(address, "RAY_AUTH_TOKEN" in os.environ):
         stopped = client.stop_job(job_id)
     return f"{job_id}: {'stop requested' if stopped else 'not running'}"
