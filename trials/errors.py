@@ -33,13 +33,19 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
 
     Whitespace runs (newlines included) become one space. While the line is too long its
     longest word (a 100,000-character value, a long path) is cut in the middle to ``…``, so
-    the words around it (the field, what was expected) survive; a line of many short words is
-    finally cut at the end.
+    the words around it (the field, what was expected) survive — the first two words (where:
+    a file, a field) only when nothing else is long; a line of many short words is finally cut
+    at the end.
     """
     words = str(text).split()
     length = len(" ".join(words))
+    # the first two words say where (a file, a field): cut them last
+    candidates = range(2, len(words)) if len(words) > 2 else range(len(words))
     while length > limit and words:
-        i = max(range(len(words)), key=lambda k: len(words[k]))
+        i = max(candidates, key=lambda k: len(words[k]))
+        if len(words[i]) <= 16 and len(words) > 2:
+            candidates = range(len(words))
+            i = max(candidates, key=lambda k: len(words[k]))
         word = words[i]
         keep = max(len(word) - (length - limit) - 1, 16)
         if keep >= len(word) - 1:

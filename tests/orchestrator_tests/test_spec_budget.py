@@ -171,10 +171,11 @@ def test_bfloat16_needs_a_gpu() -> None:
 # ---------------------------------------------------------------------------------- name, store
 def test_name_length_and_store() -> None:
     parse_spec(spec(name="n" * 64))
-    with pytest.raises(SpecError, match=r"^name must be at most 64 characters long, got 'n{65}'$"):
+    with pytest.raises(SpecError, match=r"^name must be 1 to 64 letters, digits, '\.', '_' or '-', starting with a "
+                                        r"letter or digit, got 'n{65}'$"):
         parse_spec(spec(name="n" * 65))
     for store in ("", "   "):
-        with pytest.raises(SpecError, match=r"^store must be a non-empty path or URI \(where results go\)"):
+        with pytest.raises(SpecError, match=r"^store must be a directory path or URI \(an empty one would write"):
             parse_spec(spec(store=store))
 
 

@@ -139,4 +139,4 @@ def test_error_values_are_cut_short() -> None:
     assert line == "name must be x, got y"
     with pytest.raises(SpecError) as info:
         parse_spec({**MINIMAL, "name": "n" * 100_000})
-    assert len(str(info.value)) < 200 and "(100,000 characters)" in str(info.value)
+    assert len(str(info.value)) < 200 and "nnnn…nnnn" in str(info.value)  # the middle of the value cut
