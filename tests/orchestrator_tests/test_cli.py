@@ -100,3 +100,24 @@ def test_cli_subprocess_compact_nosuch(store):
     out = subprocess.run([sys.executable, "-m", "orchestrator", "compact", "nosuch", "--store", store.base],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stdout == "" and one_line(out.stderr).startswith("sweep_id 'nosuch'")
+
+
+def test_trial_with_a_corrupt_checkpoint_is_one_line_and_never_unpickled(capsys, tmp_path):
+    """``lrsweep trial --checkpoint-dir`` over a planted file: one line naming it, exit 2."""
+    from trials.__main__ import lineage_from_mapping
+
+    setting = tmp_path / "one.toml"
+    setting.write_text('workload = "linreg"\nworkload_params = { dim = 8 }\noptimizer = "sgd"\npeak_lr = 0.05\n'
+                       'schedule = "constant"\nwarmup = 0\nbatch_size = 4\nseed = 0\nhorizons = [40]\n')
+    spec = lineage_from_mapping(__import__("tomllib").loads(setting.read_text()))
+    trunk = tmp_path / "ck" / spec.lineage_id / "checkpoints" / "trunk"
+    trunk.mkdir(parents=True)
+    (trunk / "0000000032.pt").write_bytes(b"\x80\x04not a checkpoint")
+    (trunk / "0000000032.json").write_text(
+        '{"format": 2, "lineage_id": "%s", "step": 32, "branch": null, "averagers": []}' % spec.lineage_id)
+    code, _, err = run(capsys, "trial", str(setting), "--checkpoint-dir", str(tmp_path / "ck"),
+                       "-o", str(tmp_path / "c.csv"))
+    assert code == 2
+    message = one_line(err)
+    assert message.startswith("checkpoint ") and "0000000032.pt cannot be used: not a safe lrsweep checkpoint" in message
+    assert not (tmp_path / "c.csv").exists()
