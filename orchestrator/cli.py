@@ -77,9 +77,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new to run"
     print(f"sweep {outcome.sweep_id}: {outcome.planned} lineages planned, {outcome.skipped} already done, "
           f"{summary} ({outcome.run_steps} steps); store {outcome.store} ({outcome.wall_time_s:.1f} s)")
+    if outcome.search is not None:
+        print(_search_line(outcome.search))
     if args.report:
         _write_report(outcome.store, outcome.sweep_id, args.report)
     return 1 if outcome.failed else 0
+
+
+def _search_line(search: object) -> str:
+    trials = ", ".join(f"{n} {state}" for state, n in sorted(search.trials.items())) or "no trials"  # type: ignore[attr-defined]
+    line = (f"search: {trials}; {search.jobs_run} jobs, {search.tokens_trained} tokens this run; "  # type: ignore[attr-defined]
+            f"study {search.study_path}")  # type: ignore[attr-defined]
+    best = search.best  # type: ignore[attr-defined]
+    if best is not None:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+        line += f"\nbest: trial {best['number']} ({params}) objective {best['value']:.6g}"
+    elif search.pareto:  # type: ignore[attr-defined]
+        line += f"\nPareto front: {search.pareto} trials"  # type: ignore[attr-defined]
+    return line
 
 
 def _write_report(store: str, sweep_id: str, out: str) -> None:

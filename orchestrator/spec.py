@@ -49,6 +49,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from orchestrator.search.spec import SearchSpec
 from trials.errors import ConfigError
 from trials.lineage_spec import canonical_hash
 from trials.schedules import SCHEDULES, Schedule, build_schedule
@@ -723,12 +724,15 @@ class SweepSpec(_Model):
     eval: EvalSpec = EvalSpec()
     resources: Resources = Resources()
     divergence_factor: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 5.0
+    search: SearchSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
         self._check_schedules()
         self._check_horizons()
         self._check_averagers()
+        if self.search is not None:
+            self.search.check(self)
         if self.eval.batches is not None and self.workload.name == "linreg":
             raise _said("eval.batches", "linreg evaluates its exact risk; remove eval.batches")
         return self

@@ -112,9 +112,13 @@ def failed_rows(spec: Any, error: str, stored: Any, *, model_size: str, n_params
 
 def run_lineage_to_store(
     spec_dict: dict[str, Any], *, store_root: str, sweep_id: str, checkpoint_root: str, model_size: str,
-    threads: int = 1, on_progress: Any = None,
+    threads: int = 1, on_progress: Any = None, reopen: bool = False,
 ) -> dict[str, Any]:
-    """Do what the store still lacks of one lineage (resuming from its checkpoints)."""
+    """Do what the store still lacks of one lineage (resuming from its checkpoints).
+
+    ``reopen``: a search needs this lineage further than where it (for another trial) stopped
+    it: rows marked ``stopped`` count as unfinished, so the trunk continues and the branches run.
+    """
     import torch
 
     from orchestrator.store import ResultsStore
@@ -126,6 +130,8 @@ def run_lineage_to_store(
     spec = LineageSpec.from_dict(spec_dict)
     store = ResultsStore(store_root)
     stored = stored_lineages(store, sweep_id, checkpoint_root, [spec.lineage_id])[spec.lineage_id]
+    if reopen:
+        stored = _reopened(stored)
     checkpoints = checkpoints_of(checkpoint_root, sweep_id, spec.lineage_id)
     began = time.perf_counter()
     done = [0]
@@ -146,6 +152,16 @@ def run_lineage_to_store(
             "tokens_trained": result.run_steps * result.tokens_per_step,
             "train_time_s": time.perf_counter() - began, "resumed_from": result.resumed_from,
             "pid": os.getpid()}
+
+
+def _reopened(stored: Any) -> Any:
+    import dataclasses
+
+    from trials.work import STOPPED
+
+    return dataclasses.replace(
+        stored, trunk_status=None if stored.trunk_status == STOPPED else stored.trunk_status,
+        branch_status={b: s for b, s in stored.branch_status.items() if s != STOPPED})
 
 
 def _log_event(directory: Path, event: dict[str, Any]) -> None:
