@@ -12,6 +12,8 @@ import pytest
 
 from orchestrator.execution import run_sweep
 from orchestrator.query import final_losses, load_runs
+from orchestrator.reporting import write_sweep_report
+from orchestrator.search.frames import search_frames
 from orchestrator.search.searcher import LOSSES, STOPPED_AT
 from orchestrator.search.study import open_study
 from orchestrator.spec import load_spec
@@ -112,6 +114,13 @@ def test_seeded_search_reaches_the_dense_grid_with_fewer_lineages(tmp_path: Path
     mine = fl[(fl["setting_id"] == sid) & (fl["weights"] == "raw")].sort_values("horizon")
     assert list(mine["horizon"]) == list(HORIZONS)
     assert mine["loss"].mean() == pytest.approx(winner.value, rel=1e-12)
+    # the report's frames: the same best, and the grid's one point scored by the same objective
+    frames = search_frames(str(tmp_path / "store"), "quality")
+    assert frames["trials"]["best_so_far"].iloc[-1] == winner.value
+    assert len(frames["trials"]) == 20 and frames["trials"]["cum_tokens"].iloc[-1] == outcome.search.tokens_trained
+    grid_fl = fl[(fl["peak_lr"] == 0.1) & (fl["weights"] == "raw")]
+    assert frames["grid"]["objective"].tolist() == [pytest.approx(grid_fl["loss"].mean(), rel=1e-12)]
+    assert set(frames["importances"]["param"]) == {"lr", "schedules.polynomial.gamma"}
 
 
 def _lineages_of(spec, trial) -> set[str]:
@@ -177,3 +186,6 @@ def test_horizon_dependent_schedules_are_never_judged_mid_schedule(tmp_path: Pat
     fl = final_losses(str(tmp_path / "store"), "mixed")
     assert set(fl["status"]) <= {"completed", "stopped", "diverged"}
     assert {sid for t in trials for sid in t.user_attrs["lrsweep.setting_ids"]} <= set(fl["setting_id"])
+    # the report reads a store with stopped settings (their unanswered horizons left out)
+    report = write_sweep_report(str(tmp_path / "store"), "mixed", tmp_path / "report.html")
+    assert report.stat().st_size > 100_000
