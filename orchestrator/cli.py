@@ -62,7 +62,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(plan_json(the_plan))
     else:
         Console().print(render_plan(the_plan))
+        if spec.search is not None:
+            print(_search_plan_line(spec, _absolute(str(args.store or spec.store))))
     return 0
+
+
+def _search_plan_line(spec: object, store: str) -> str:
+    from orchestrator.search.study import study_path
+
+    s = spec.search  # type: ignore[attr-defined]
+    path = study_path(store, spec.name)  # type: ignore[attr-defined]
+    where = f"study {path}" if path.exists() else "no study yet"
+    return (f"then search: {s.n_trials} trials over {sorted(s.space)} ({s.sampler}, seed {s.seed}, "
+            f"objective {s.objective}, stopping {s.stopping}); {where}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -191,10 +191,12 @@ def _outcome(sweep: Any, study: Any, path: Path, searcher: Any) -> SearchOutcome
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
     out = SearchOutcome(study_path=str(path), trials=counts, jobs_run=searcher.jobs_run,
                         steps_trained=searcher.trained_steps, tokens_trained=searcher.trained_tokens)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete and len(study.directions) == 1:
-        best = min(complete, key=lambda t: (t.value, t.number))
-        out.best = {"number": best.number, "params": dict(best.params), "value": best.value}
-    elif complete:
+    from orchestrator.search.frames import best_trial
+
+    found = best_trial(study, sweep.search.objective)
+    if found is not None:  # regret: against the envelope of everything the search saw
+        best, value = found
+        out.best = {"number": best.number, "params": dict(best.params), "value": value}
+    elif any(t.state == TrialState.COMPLETE for t in trials) and len(study.directions) > 1:
         out.pareto = len(study.best_trials)
     return out
