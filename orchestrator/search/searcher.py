@@ -129,8 +129,11 @@ class StudySearcher(Searcher):
                 self.storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)  # noqa: SLF001
                 self.study.tell(t.number, state=TrialState.FAIL)
                 continue
-            self._activate(t, int(t.user_attrs[WAVE]))
-        if self.active:
+            a = self._activate(t, int(t.user_attrs[WAVE]))
+            if a.rung >= 0:  # judged at a rung, then cut before the decision was told: decide again
+                values = [float(v) for v in t.user_attrs[RUNGS][str(a.rung)]]
+                self._decide(a, a.rung, values, [float(v) for v in t.user_attrs.get(LOSSES, [])], self._pool(a.rung))
+        if self.wave >= 0:  # a wave the kill cut while it was being asked gets its other members
             self._fill_wave(self.wave)
 
     def _params_complete(self, params: dict[str, Any]) -> bool:
@@ -274,11 +277,14 @@ class StudySearcher(Searcher):
                 optuna.trial.Trial(self.study, a.trial_id).report(values[a.number][0], step=rung)
         pool = self._pool(rung)
         for a in sorted(now, key=lambda x: x.number):
-            diverged = not all(math.isfinite(v) for v in rungs.loss_vector(a.losses)[: rung + 1])
-            if rung == self.n_h - 1 or diverged:
-                self._complete(a)
-            elif self.search.stopping == "halving" and not self._keep(values[a.number], pool):
-                self._stop(a, rung)
+            self._decide(a, rung, values[a.number], rungs.loss_vector(a.losses), pool)
+
+    def _decide(self, a: _Active, rung: int, value: list[float], losses: list[float], pool: list[list[float]]) -> None:
+        """At the last horizon, or diverged: tell the objective. Otherwise halving may stop it."""
+        if rung == self.n_h - 1 or not all(math.isfinite(v) for v in losses[: rung + 1]):
+            self._complete(a, losses)
+        elif self.search.stopping == "halving" and not self._keep(value, pool):
+            self._stop(a, rung)
 
     def _keep(self, value: list[float], pool: list[list[float]]) -> bool:
         if self.search.objective == "pareto":
@@ -304,10 +310,9 @@ class StudySearcher(Searcher):
                     env[k] = min(env[k], v)
         return env
 
-    def _complete(self, a: _Active) -> None:
+    def _complete(self, a: _Active, losses: list[float]) -> None:
         """Tell the study the objective; a trial that diverged is +inf where it never arrived."""
-        losses = rungs.loss_vector(a.losses)
-        losses += [math.inf] * (self.n_h - len(losses))
+        losses = list(losses) + [math.inf] * (self.n_h - len(losses))
         values = rungs.objective_values(self.search.objective, losses, self._envelope())
         self.study.tell(a.number, values if len(values) > 1 else values[0])
         a.done = True
