@@ -131,8 +131,9 @@ class StudySearcher(Searcher):
                 continue
             a = self._activate(t, int(t.user_attrs[WAVE]))
             if a.rung >= 0:  # judged at a rung, then cut before the decision was told: decide again
-                values = [float(v) for v in t.user_attrs[RUNGS][str(a.rung)]]
-                self._decide(a, a.rung, values, [float(v) for v in t.user_attrs.get(LOSSES, [])], self._pool(a.rung))
+                losses = [float(v) if v is not None else math.inf for v in t.user_attrs.get(LOSSES, [])]
+                value = rungs.rung_value(self.search.objective, losses[: a.rung + 1], self._envelope()[: a.rung + 1])
+                self._decide(a, a.rung, value, losses, self._pool(a.rung))
         if self.wave >= 0:  # a wave the kill cut while it was being asked gets its other members
             self._fill_wave(self.wave)
 
@@ -292,11 +293,18 @@ class StudySearcher(Searcher):
         return rungs.keep_at_rung(value[0], [p[0] for p in pool], self.search.eta)
 
     def _pool(self, rung: int) -> list[list[float]]:
+        """Every value recorded at ``rung``. Regret is scored again against today's envelope
+        (a value recorded earlier was against a smaller set: the first trial's is always 0)."""
         out = []
+        envelope = self._envelope()[: rung + 1] if self.search.objective == "regret" else None
         for t in self._trials():
             v = t.user_attrs.get(RUNGS, {}).get(str(rung))
-            if v is not None and t.state != TrialState.FAIL:
-                out.append([float(x) for x in v])
+            if v is None or t.state == TrialState.FAIL:
+                continue
+            if envelope is not None:
+                losses = [float(x) if x is not None else math.inf for x in t.user_attrs.get(LOSSES, [])][: rung + 1]
+                v = [rungs.relative_regret(losses, envelope)]
+            out.append([float(x) for x in v])
         return out
 
     def _envelope(self) -> list[float]:
