@@ -71,3 +71,25 @@ def test_a_changed_search_refuses_the_stored_study(tmp_path: Path) -> None:
     open_study(_sweep("tpe", n_trials=40, concurrency=2), str(tmp_path))  # more trials: the same search
     with pytest.raises(ConfigError, match=r"^search must be the study of this \[search\] section"):
         open_study(_sweep("random"), str(tmp_path))
+
+
+def test_regret_rung_pools_are_scored_against_todays_envelope(tmp_path: Path) -> None:
+    """The first trial's recorded regret is 0 (it was the envelope); judged later, it is scored
+    against everything seen since, or every later trial would be stopped against a stale 0."""
+    from orchestrator.search.searcher import LOSSES, RUNGS, WAVE, StudySearcher
+    from orchestrator.search.study import _storage
+
+    sweep = _sweep("random", objective="regret", n_trials=2)
+    storage = _storage(study_path(str(tmp_path), "st"))
+    study = open_study(sweep, str(tmp_path), storage=storage)
+    for number, (losses, recorded) in enumerate([([4.0, 2.0], 0.0), ([2.0, 4.0], 0.0)]):
+        trial = study.ask()
+        SearchSpace(sweep).suggest(trial)
+        for key, value in ((WAVE, number), (LOSSES, losses), (RUNGS, {"0": [recorded], "1": [recorded]})):
+            trial.set_user_attr(key, value)
+        study.tell(trial, recorded)
+    searcher = StudySearcher(sweep=sweep, study=study, storage=storage, job_base={})
+    # envelope today: [2, 2]; rung 0: 4/2 - 1 = 1 and 0; rung 1: max(1, 0) = 1 and max(0, 1) = 1
+    assert searcher._pool(0) == [[1.0], [0.0]]
+    assert searcher._pool(1) == [[1.0], [1.0]]
+    assert searcher.finished()
