@@ -9,7 +9,7 @@ each of its rungs is one Tune trial (a job, :mod:`orchestrator.search.job`); the
 store is the state, so a rerun continues it with no Tune restore at all.
 
 Trials run in *waves* of ``concurrency``: a wave's trials are asked together, each rung's jobs
-run in parallel, and the wave waits at every rung until all its jobs reported
+run in parallel (with ``stopping = "none"`` one job takes a trial to its last horizon), and the wave waits at every rung until all its jobs reported
 (:func:`orchestrator.search.rungs.keep_at_rung` judges them against every value recorded at
 that rung), then the next wave is asked. Decisions thus never depend on which job finished
 first: a seeded search asks, stops and tells the same things on any machine, interrupted or
@@ -196,7 +196,7 @@ class StudySearcher(Searcher):
             if ids & busy:  # another trial's job writes one of these lineages now: wait for it
                 continue
             a.running = True
-            self.jobs[trial_id] = (a.number, a.rung + 1, ids)
+            self.jobs[trial_id] = (a.number, config["rung"], ids)
             return config
         return None
 
@@ -204,12 +204,16 @@ class StudySearcher(Searcher):
         """A trial's next rung may start once no wave member is still behind it."""
         return all(b.done or b.rung >= a.rung for b in self.active.values())
 
+    def _next_rung(self, a: _Active) -> int:
+        """The rung the next job reaches: the next one, or the last when nothing is stopped."""
+        return a.rung + 1 if self.search.stopping == "halving" else self.n_h - 1
+
     def _job(self, a: _Active) -> tuple[dict[str, Any], set[str]]:
-        rung = a.rung + 1
+        rung = self._next_rung(a)
         lineages, answers = plan_lineages(a.ts.up_to(rung), a.ts.config)
         previous = {}
-        if rung > 0:
-            before, _ = plan_lineages(a.ts.up_to(rung - 1), a.ts.config)
+        if a.rung >= 0:
+            before, _ = plan_lineages(a.ts.up_to(a.rung), a.ts.config)
             previous = {lin.lineage_id: lin for lin in before}
         todo = [lin for lin in lineages if previous.get(lin.lineage_id) != lin]
         index = {s.trial.setting_id: i for i, s in enumerate(a.ts.settings)}
@@ -263,7 +267,7 @@ class StudySearcher(Searcher):
         now = [a for a in waiting if a.rung == lowest]
         if any(a.reported is None for a in now):
             return
-        rung = lowest + 1
+        rung = self._next_rung(now[0])
         for a in now:
             a.losses, a.reported, a.rung = a.reported or [], None, rung
             self._set(a, LOSSES, rungs.loss_vector(a.losses))
