@@ -72,6 +72,8 @@ class SweepResults:
         sweep: the store's sweep row (``sweep_id``, ``spec_text``, ``code_version``, …) or id.
         lr_sequences: ``{(setting_id, lineage_id, branch): LR per update}`` rebuilt from the
             schedules, for the curve laws when the train rows are sub-sampled.
+        search: the search's frames (:func:`orchestrator.search.frames.search_frames`) for a
+            sweep with ``[search]``; its figures follow the grid's.
     """
 
     lineages: pd.DataFrame
@@ -80,6 +82,7 @@ class SweepResults:
     plan: Mapping[str, Any] | None = None
     sweep: Any = None
     lr_sequences: Mapping[tuple, np.ndarray] | None = field(default=None, repr=False)
+    search: Mapping[str, pd.DataFrame] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,16 @@ def _panels(inputs: _Inputs) -> list[Panel]:
     return panels
 
 
+def _search_panels(frames: Mapping[str, pd.DataFrame] | None) -> list[Panel]:
+    from analysis.figures.search import search_panels
+
+    try:
+        return [Panel(*p) for p in search_panels(frames)]  # type: ignore[arg-type]
+    except Exception as err:  # as for the grid's figures: a bug in one must not cost the report
+        log.exception("search figures failed")
+        return [Panel("search-history", "Search history", "", None, f"Failed: {type(err).__name__}: {err}")]
+
+
 def build_panels(
     lineages: pd.DataFrame,
     curves: pd.DataFrame,
@@ -288,7 +301,7 @@ def report_body(
             "has reached a horizon.</p></section>" + notes
         ), None
     d = prepare(results)
-    panels = _panels(d)
+    panels = _panels(d) + _search_panels(results.search)
     body = (
         answer_html(d)
         + "".join(figure_section(p.id, p.heading, p.caption, p.figure, p.note) for p in panels)
@@ -310,6 +323,7 @@ def build_report(
     sweep: Any = None,
     title: str = "lrsweep report",
     lr_sequences: Mapping[tuple, np.ndarray] | None = None,
+    search: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
     """The whole report as one self-contained HTML string (plotly.js embedded once, offline).
 
@@ -320,8 +334,9 @@ def build_report(
             the sweep id, for the header and the provenance section.
         title: the page title.
         lr_sequences: exact per-step LRs by curve key (see :class:`SweepResults`).
+        search: the search's frames for a sweep with ``[search]`` (its figures follow the grid's).
     """
-    results = SweepResults(lineages, curves, final_losses, plan, sweep, lr_sequences)
+    results = SweepResults(lineages, curves, final_losses, plan, sweep, lr_sequences, search)
     with single_blas_thread():
         body, _ = report_body(results)
     meta = html.escape(_sweep_line(sweep, validate_lineages(lineages), final_losses))

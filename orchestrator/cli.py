@@ -46,12 +46,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from orchestrator.spec import load_spec
 
     spec = load_spec(args.spec)
-    the_plan = plan_against_store(spec, resolve_store(spec, args.spec, args.store))
+    store = resolve_store(spec, args.spec, args.store)
+    the_plan = plan_against_store(spec, store)
     if args.json:
         print(plan_json(the_plan))
     else:
         Console().print(render_plan(the_plan))
+        if spec.search is not None:
+            print(_search_plan_line(spec, store))
     return 0
+
+
+def _search_plan_line(spec: object, store: str) -> str:
+    from orchestrator.search.study import study_path
+
+    s = spec.search  # type: ignore[attr-defined]
+    path = study_path(store, spec.name)  # type: ignore[attr-defined]
+    where = f"study {path}" if path.exists() else "no study yet"
+    return (f"then search: {s.n_trials} trials over {sorted(s.space)} ({s.sampler}, seed {s.seed}, "
+            f"objective {s.objective}, stopping {s.stopping}); {where}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -66,9 +79,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new to run"
     print(f"sweep {outcome.sweep_id}: {outcome.planned} lineages planned, {outcome.skipped} already done, "
           f"{summary} ({outcome.run_steps} steps); store {outcome.store} ({outcome.wall_time_s:.1f} s)")
+    if outcome.search is not None:
+        print(_search_line(outcome.search))
     if args.report:
         _write_report(outcome.store, outcome.sweep_id, args.report)
     return 1 if outcome.failed else 0
+
+
+def _search_line(search: object) -> str:
+    trials = ", ".join(f"{n} {state}" for state, n in sorted(search.trials.items())) or "no trials"  # type: ignore[attr-defined]
+    line = (f"search: {trials}; {search.jobs_run} jobs, {search.tokens_trained} tokens this run; "  # type: ignore[attr-defined]
+            f"study {search.study_path}")  # type: ignore[attr-defined]
+    best = search.best  # type: ignore[attr-defined]
+    if best is not None:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+        line += f"\nbest: trial {best['number']} ({params}) objective {best['value']:.6g}"
+    elif search.pareto:  # type: ignore[attr-defined]
+        line += f"\nPareto front: {search.pareto} trials"  # type: ignore[attr-defined]
+    return line
 
 
 def _write_report(store: str, sweep_id: str, out: str) -> None:

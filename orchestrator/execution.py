@@ -10,7 +10,8 @@
    Ray Tune trial (actor reuse on, per-trial resources from the spec, failed trials retried —
    each attempt re-reads the store and continues from the last checkpoint);
 4. record lineages that failed every retry as ``failed``;
-5. compact the sweep's fragments (also finishing a compaction a crash interrupted).
+5. with a ``[search]`` section, run the search (:mod:`orchestrator.search`) on the same Ray;
+6. compact the sweep's fragments (also finishing a compaction a crash interrupted).
 
 Extending a finished sweep (a longer or an in-between horizon, another cooldown, LR, seed or
 averager) trains only what is missing: trunks continue from their latest checkpoint and forks
@@ -49,6 +50,7 @@ class SweepOutcome:
     statuses: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     train_time_s: float = 0.0
+    search: Any = None  # orchestrator.search.runner.SearchOutcome, for a sweep with [search]
 
     @property
     def failed(self) -> list[str]:
@@ -67,7 +69,13 @@ def plan_against_store(spec: Any, store_root: str) -> Any:
     store = ResultsStore(store_root)
     if "://" not in store_root and not Path(store_root).exists():
         return plan(spec)
-    return plan(spec, stored=stored_lineages(store, spec.name))
+    the_plan = plan(spec, stored=stored_lineages(store, spec.name))
+    if getattr(spec, "search", None) is not None and the_plan.orphans:  # a search's lineages are its own
+        from orchestrator.search.runner import searched_lineage_ids
+
+        searched = searched_lineage_ids(spec, store_root)
+        the_plan.orphans = {k: v for k, v in the_plan.orphans.items() if k not in searched}
+    return the_plan
 
 
 def _delete_orphans(store: Any, sweep_id: str, orphans: dict[str, str], force: bool) -> None:
@@ -108,7 +116,8 @@ def run_sweep(
         sweep_id, name=spec.name, spec_text=spec_path.read_text(), spec_hash=spec_hash(spec),
         plan_json=the_plan.to_json(), code_version=_code_version(),
     )
-    results.write_settings(sweep_id, settings_rows(the_plan))
+    grid_rows = settings_rows(the_plan)
+    results.write_settings(sweep_id, _with_searched(spec, store_root, grid_rows))
     todo = the_plan.todo()
     outcome = SweepOutcome(sweep_id=sweep_id, store=store_root, planned=len(the_plan.lineages),
                            skipped=len(the_plan.lineages) - len(todo), ran=len(todo), run_steps=the_plan.run_steps)
@@ -122,12 +131,29 @@ def run_sweep(
         failed = [lin for lin in todo if statuses.get(lin.lineage_id) == "failed"]
         if failed:
             _record_failures(results, sweep_id, the_plan, failed, statuses)
+    if spec.search is not None:  # after the grid: the search may read the grid's answers
+        from orchestrator.search.runner import run_search
+
+        outcome.search = run_search(spec, store_root=store_root, grid_rows=grid_rows, address=address,
+                                    max_concurrent=max_concurrent)
     # One file per table instead of one per segment keeps scans and `lrsweep query` fast
     # (PLATFORM-NOTES: per-file overhead dominates full scans). Runs even with nothing to do, so
     # a rerun finishes a compaction a crash interrupted; crash-safe and idempotent.
     results.compact(sweep_id)
     outcome.wall_time_s = time.perf_counter() - began
     return outcome
+
+
+def _with_searched(spec: Any, store_root: str, grid_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The grid's settings rows plus a stored search's (the table is rewritten whole)."""
+    if spec.search is None:
+        return grid_rows
+    from orchestrator.search.runner import merged_settings_rows, searched_settings_rows
+    from orchestrator.search.study import open_study, study_path
+
+    if not study_path(store_root, spec.name).exists():
+        return grid_rows
+    return merged_settings_rows(grid_rows, searched_settings_rows(spec, open_study(spec, store_root)))
 
 
 def _record_failures(results: Any, sweep_id: str, the_plan: Any,

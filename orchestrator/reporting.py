@@ -96,12 +96,18 @@ def load_sweep_frames(store: str, sweep_id: str) -> dict[str, Any]:
         raise StoreError(f"sweep must be one of {known} in store {store}, got {sweep_id!r}")
     sweep = sweep_rows.iloc[-1].to_dict()
     plan = json.loads(sweep["plan_json"]) if sweep.get("plan_json") else None
+    fl = final_losses(store, sweep_id)
+    # horizons a search stopped a setting before have no loss: not an answer (the run's status says why)
+    fl = fl[fl["status"] != "stopped"].reset_index(drop=True)
+    from orchestrator.search.frames import search_frames
+
     return {
         "lineages": load_lineages(store, sweep_id),
         "curves": load_curves(store, sweep_id),
-        "final_losses": final_losses(store, sweep_id),
+        "final_losses": fl,
         "plan": plan,
         "sweep": sweep,
+        "search": search_frames(store, sweep_id),  # None without [search]; for analysis.figures.search
     }
 
 
@@ -117,6 +123,7 @@ def load_sweep_results(store: str, sweep_id: str) -> Any:
         f["plan"],
         f["sweep"],
         LRSequences(f["final_losses"]),
+        f["search"],
     )
 
 
@@ -126,7 +133,7 @@ def write_sweep_report(store: str, sweep_id: str, out: str | Path) -> Path:
 
     r = load_sweep_results(store, sweep_id)
     write_report(out, r.lineages, r.curves, r.final_losses, plan=r.plan, sweep=r.sweep,
-                 title=f"lrsweep report: {sweep_id}", lr_sequences=r.lr_sequences)  # fmt: skip
+                 title=f"lrsweep report: {sweep_id}", lr_sequences=r.lr_sequences, search=r.search)  # fmt: skip
     return Path(out)
 
 

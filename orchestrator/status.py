@@ -9,9 +9,10 @@ __all__ = ["sweep_summaries", "sweep_status"]
 
 
 def sweep_summaries(store: str, sweep_id: str | None = None) -> list[dict]:
-    """Per sweep: lineages planned and how many are completed/diverged/failed/pending (a
-    lineage counts as its worst run: failed > pending > diverged > completed), the steps the
-    plan needs vs what is stored, and the tokens trained."""
+    """Per sweep: lineages planned and how many are completed/diverged/stopped/failed/pending
+    (a lineage counts as its worst run: failed > pending > stopped > diverged > completed;
+    ``stopped``: by a search, at a horizon rung), the steps the plan needs vs what is stored,
+    and the tokens trained."""
     from orchestrator.query import load_lineages, load_runs, load_sweeps
 
     sweeps = load_sweeps(store)
@@ -23,7 +24,7 @@ def sweep_summaries(store: str, sweep_id: str | None = None) -> list[dict]:
             raise StoreError(f"sweep {sweep_id!r} is not in store {store}")
     lineages = load_lineages(store, sweep_id) if len(sweeps) else None
     runs = load_runs(store, sweep_id) if len(sweeps) else None
-    rank = {"failed": 3, "pending": 2, "diverged": 1, "completed": 0}
+    rank = {"failed": 4, "pending": 3, "stopped": 2, "diverged": 1, "completed": 0}
     out = []
     for _, sweep in sweeps.iterrows():
         sid = sweep["sweep_id"]
@@ -33,12 +34,13 @@ def sweep_summaries(store: str, sweep_id: str | None = None) -> list[dict]:
         worst: dict[str, str] = {lid: "pending" for lid in planned}
         if mine is not None and len(mine):
             for lid, statuses in mine.groupby("lineage_id")["status"]:
-                worst[str(lid)] = max((str(s) for s in statuses), key=lambda s: rank.get(s, 2))
+                worst[str(lid)] = max((str(s) for s in statuses), key=lambda s: rank.get(s, 3))
         counts = {k: sum(1 for v in worst.values() if v == k) for k in rank}
         my_runs = runs[runs["sweep_id"] == sid] if runs is not None else None
         out.append({
             "sweep_id": sid, "planned": len(planned),
-            "completed": counts["completed"], "diverged": counts["diverged"], "failed": counts["failed"],
+            "completed": counts["completed"], "diverged": counts["diverged"], "stopped": counts["stopped"],
+            "failed": counts["failed"],
             "pending": counts["pending"],
             "tokens_trained": int(my_runs["tokens_trained"].sum()) if my_runs is not None and len(my_runs) else 0,
             "planned_tokens": plan.get("planned_tokens"), "naive_tokens": plan.get("naive_tokens"),
@@ -55,7 +57,7 @@ def sweep_status(store: str, sweep_id: str | None = None, *, as_json: bool = Fal
     from rich.table import Table
 
     table = Table(title=f"lrsweep store {store}")
-    cols = ("sweep_id", "planned", "completed", "diverged", "failed", "pending", "tokens_trained", "updated_at")
+    cols = ("sweep_id", "planned", "completed", "diverged", "stopped", "failed", "pending", "tokens_trained", "updated_at")
     for col in cols:
         table.add_column(col)
     for r in rows:

@@ -111,9 +111,13 @@ def failed_rows(spec: Any, error: str, stored: Any, *, model_size: str, n_params
 
 def run_lineage_to_store(
     spec_dict: dict[str, Any], *, store_root: str, sweep_id: str, model_size: str,
-    threads: int = 1, on_progress: Any = None,
+    threads: int = 1, on_progress: Any = None, reopen: bool = False,
 ) -> dict[str, Any]:
-    """Do what the store still lacks of one lineage (resuming from its checkpoints)."""
+    """Do what the store still lacks of one lineage (resuming from its checkpoints).
+
+    ``reopen``: a search needs this lineage further than where it (for another trial) stopped
+    it: rows marked ``stopped`` count as unfinished, so the trunk continues and the branches run.
+    """
     import torch
 
     from orchestrator.store import ResultsStore
@@ -126,6 +130,8 @@ def run_lineage_to_store(
     store = ResultsStore(store_root)
     _check_reachable(store, sweep_id)
     stored = stored_lineages(store, sweep_id, [spec.lineage_id])[spec.lineage_id]
+    if reopen:
+        stored = _reopened(stored)
     checkpoints = checkpoints_of(store, sweep_id, spec.lineage_id)
     began = time.perf_counter()
     done, last = [0], [time.monotonic()]
@@ -202,6 +208,16 @@ def read_events(store: Any, sweep_id: str) -> list[dict[str, Any]]:
             with store.fs.open_input_stream(info.path) as handle:
                 out.append(json.loads(handle.read()))
     return out
+
+
+def _reopened(stored: Any) -> Any:
+    import dataclasses
+
+    from trials.work import STOPPED
+
+    return dataclasses.replace(
+        stored, trunk_status=None if stored.trunk_status == STOPPED else stored.trunk_status,
+        branch_status={b: s for b, s in stored.branch_status.items() if s != STOPPED})
 
 
 def tune_trainable(config: dict[str, Any]) -> None:

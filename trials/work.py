@@ -22,6 +22,10 @@ Training is deterministic, so a replay reproduces the stored trajectory bit for 
 store after the work equals what a fresh run of the same lineage writes. The same function runs
 on the driver (``lrsweep plan`` reports ``run_steps``) and in the trial, so they agree.
 
+A lineage a search *stopped* (status ``stopped``, :mod:`orchestrator.search`) ends at its
+frontier: its trunk is not continued and its stopped branches are not run; evaluations missing
+below the frontier are still replayed.
+
 Which evaluations exist at a step is decided here (:func:`wanted_evals`) for both.
 Pure Python: no torch.
 """
@@ -38,6 +42,7 @@ __all__ = ["BranchTask", "StoredLineage", "TrunkPass", "Work", "first_update", "
 
 Eval = tuple[int, str]  # (step, weights label)
 FINISHED = ("completed", "diverged")  # a stored branch row with one of these needs no training
+STOPPED = "stopped"  # a search stopped it there: not continued, not rerun
 
 
 def first_update(averager: AveragerSpec) -> int:
@@ -100,6 +105,10 @@ class StoredLineage:
     @property
     def diverged(self) -> bool:
         return self.trunk_status == "diverged"
+
+    @property
+    def stopped(self) -> bool:
+        return self.trunk_status == STOPPED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,13 +218,15 @@ def plan_work(spec: LineageSpec, stored: StoredLineage | None = None) -> Work:
             missing = [(w, k) for w, k in wanted if (e, w) not in have]
             if missing and e <= reach:
                 needs.append(_Need(e, 0, {k for _, k in missing if k}, evals=[w for w, _ in missing]))
-        elif not stored.diverged:
+        elif not stored.diverged and not stored.stopped:
             later[e] = wanted
 
     # -- branches
     later_forks: list[BranchTask] = []
     for b in spec.branches:
         status = stored.branch_status.get(b.name)
+        if status == STOPPED or (stored.stopped and b.fork_step >= frontier):
+            continue
         if status not in FINISHED:  # a branch that failed every retry is run again
             status = None
         wanted = _all_evals(spec, b.name, b.eval_steps)
@@ -250,7 +261,7 @@ def plan_work(spec: LineageSpec, stored: StoredLineage | None = None) -> Work:
             needs.append(_Need(b.fork_step, 1, set(b.averagers), task=task))
 
     # -- the continuation past the frontier
-    if not stored.diverged and (spec.trunk_end > frontier or later_forks):
+    if not stored.diverged and not stored.stopped and (spec.trunk_end > frontier or later_forks):
         carried = {k for wanted in later.values() for _, k in wanted if k}
         carried |= {k for t in later_forks for k in t.averagers}
         cont = _Need(frontier, 2, carried, continuation=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, create_model, model_validator
 
+from orchestrator.search.spec import SearchSpec
 from orchestrator.spec import budget
 from orchestrator.spec.averagers import AveragerPoint, averager_entry_union
 from orchestrator.spec.axes import Axis, Model, NonNegInt, PosInt
@@ -54,6 +55,7 @@ class SweepSpec(Model):
     eval: EvalSpec = EvalSpec()
     resources: Resources = Resources()
     divergence_factor: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 5.0
+    search: SearchSpec | None = None  # orchestrator/search/spec.py
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
@@ -62,6 +64,8 @@ class SweepSpec(Model):
         self._check_schedules()
         self._check_horizons()
         self._check_averagers()
+        if self.search is not None:
+            self.search.check(self)
         if self.eval.batches is not None and self.workload.name == "linreg":
             raise said("eval.batches", "linreg evaluates its exact risk; remove eval.batches")
         budget.check_budget(self)

@@ -37,7 +37,7 @@ __all__ = [
 SCHEMA_VERSION = 2
 
 SPLITS = ("train", "eval")
-STATUSES = ("completed", "diverged", "failed")
+STATUSES = ("completed", "diverged", "failed", "stopped")  # stopped: by a search, at a horizon rung
 # A lineage whose every branch row has one of these is finished: a resume skips it.
 DONE_STATUSES = ("completed", "diverged")
 

@@ -79,7 +79,7 @@ WHERE (c.branch = s.branch AND (s.branch <> 'trunk'
 # One row per (setting, horizon h it asks, weights). Where the answering branch has eval rows
 # at step h: one row per weights variant evaluated there, status 'completed' (the run reached
 # h healthy). Where it has none: one row with loss NULL per weights variant the lineage ever
-# evaluated (at least "raw"), with the run's status ('diverged', 'failed', or 'pending').
+# evaluated (at least "raw"), with the run's status ('diverged', 'failed', 'stopped' or 'pending').
 FINAL_LOSSES_SQL = """
 CREATE VIEW final_losses AS
 WITH st AS MATERIALIZED (
@@ -115,7 +115,7 @@ points AS (SELECT * FROM at_h UNION ALL SELECT * FROM missing)
 SELECT p.sweep_id, p.setting_id, p.lineage_id, p.branch, p.horizon,
        p.horizon * s.tokens_per_step AS tokens, p.weights, p.loss, p.flops,
        CASE WHEN p.loss IS NOT NULL THEN 'completed'
-            WHEN r.status IN ('diverged', 'failed') THEN r.status
+            WHEN r.status IN ('diverged', 'failed', 'stopped') THEN r.status
             ELSE 'pending' END AS status,
        s.family, s.workload, s.model_size, s.n_params, s.optimizer, s.optimizer_params, s.schedule,
        s.schedule_params, s.peak_lr, s.warmup, s.batch_size, s.seed, s.tokens_per_step,
