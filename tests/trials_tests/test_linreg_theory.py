@@ -21,34 +21,43 @@ Claims, on two (a, b) pairs whose kappa* and rate differ — (2, 4): kappa* = 1/
    variance at kappa in {0, 1/4} match the two exponents within 0.05 (measured: within 0.018).
 2. Exact recursion, sigma = 1: at every horizon 2^12..2^15, kappa* beats each other kappa in
    {0, 1/4, 1/2, 3/4, 1} by >= 10% (measured: >= 16%, 28-35% at 2^15); its slope is the
-   steepest of the grid and within 0.07 of -(1 - 1/b) (measured -0.69 and -0.81). kappa* is an asymptotic optimum: at
-   sigma = 1/2 and b = 4a/3 the crossover lies beyond 2^15 (measured), so sigma = 1.
+   steepest of the grid and within 0.07 of -(1 - 1/b) (measured -0.69 and -0.81). kappa* is
+   an asymptotic optimum: at sigma = 1/2 and b = 4a/3 the crossover lies beyond 2^15
+   (measured), hence sigma = 1.
 3. The real training loop (:func:`trials.lineage.run_lineage`: linreg workload, SGD, the
    polynomial schedule, the ``poly`` averager), 16 seeds x 1,024 updates at (2, 4): its raw and
    averaged risks, pooled over the evaluations in [512, 1024], equal the recursion's within 4
    standard errors (measured |z| <= 1.6), and kappa* + averaging ends well below constant LR +
    averaging (0.59x; exact 0.55x) while constant LR without averaging sits on its plateau.
 
-Mutations checked (each made by hand, the test run, then reverted):
+Mutations checked (each made in the source, this file run, then reverted; "1"-"3" name the
+claims above, "closed form" the exact risk at w_0 in the loop test):
 
-=====================================================  ====================================
-mutation                                               fails
-=====================================================  ====================================
-target ``w*_i = i^-(b-a)`` (no square root), in        1 (bias at (4, 16/3): -1.32 vs -1.08)
-``power_law_problem``
-source exponent b - 1 in ``power_law_problem``         1 (bias at both pairs)
-the same two only in ``LinReg`` (the workload)         3 (averaged risk off by > 4 SE)
-a and b swapped (in the problem or in the workload)    1 / 3
-no label noise in ``LinReg.sample``                    3 (risk far below the recursion)
-decay exponent 0.25 for kappa* = 1/2 (kappa* formula)  2 (0.25 loses to 1/2 at (2, 4))
-``Polynomial`` schedule using gamma/2                   3 (raw risk 2-3x the recursion's)
-the ``poly`` averager also absorbing ``w_0``           3 (z -5.4 at kappa = 0)
-averaged recursion without its cross terms             Monte Carlo check (and 1-3)
-=====================================================  ====================================
+========================================================  =========================================
+mutation                                                  what fails
+========================================================  =========================================
+target ``w*_i = i^-(b-a)`` (no square root) in             1 at (4, 16/3): bias slope -1.43 vs -1.08
+``power_law_problem``                                     and -1.09 vs -0.81; 2 there; closed form
+the same, in ``LinReg`` only (sampling and eval)           closed form (0.509 vs 0.541); at b = 2a the
+                                                          risk moves 11%, inside 3's 4 SE
+the same, in ``LinReg.sample`` only (labels)               3: averaged risk 0.025 vs 0.010 (z = 6.9)
+source exponent b - 1 in ``power_law_problem``             1 (all four), 2 (both pairs), 3
+source exponent b - 1 in ``LinReg`` only                   closed form; 3 (z = 6.7 without it)
+a and b swapped, in ``power_law_problem`` / in ``LinReg``  1, 2, 3 / closed form and 3
+no label noise in ``LinReg.sample``                        3: raw risk 5e-5 vs the plateau 0.22
+kappa* = 0.25 instead of 1/2 (the "decay exponent 0.25")  2 at (2, 4): 0.25 loses to 1/2 by 21%
+``Polynomial`` schedule applying gamma/2                   3: raw risk 0.050 vs 0.016 (z = 8.7)
+averaged recursion without its cross terms                 1, 2, 3 and the Monte Carlo check
+the ``poly`` averager also absorbing ``w_0``               not here (0.1% of a 1,024-iterate mean);
+                                                          test_averaging.py pins Poly's weights
+========================================================  =========================================
 
-The old claim (slope of the 1/sqrt(t) run within +-0.15 of -0.75) passed for the first, second
-(b - 1 passed too when the horizons were short) and fourth kinds: a slope that only checks
-``-(1 - 1/b)`` cannot see them, because at kappa* bias and variance have the same rate.
+The old claim (the 1/sqrt(t) run's slope within +-0.15 of -0.75 at batch 4, sigma = 1/2; constant
+LR plateauing) passed with the target without its square root (slope -0.66), with
+``w*_i = i^-b/2`` (-0.66) and with decay exponent 0.25 (-0.76); with no label noise its slope
+passed (-0.83) and only the plateau check failed. A slope that only checks ``-(1 - 1/b)``
+cannot see these: at kappa* the bias and the variance fall at the same rate, and at b = 2a a
+larger b is invisible (SGD's own noise caps the bias rate).
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ import pytest
 from trials.lineage import run_lineage
 from trials.lineage_spec import AveragerSpec, LineageSpec
 from trials.sinks import MemorySink
+from trials.workloads import build_workload
 from trials.workloads.linreg_recursion import (
     averaged_risk_recursion,
     expected_risk_recursion,
@@ -200,6 +210,17 @@ def loop_risks(kappa: float, seed: int) -> dict[str, np.ndarray]:
 
 
 def test_training_loop_realises_the_exact_risk_and_the_predicted_ordering():
+    # The loop's workload is the recursion's problem: the exact risk at w_0 = 0 is the closed
+    # form 1/2 sum_i i^-b, and its spectrum and target are the recursion's. (At b = 2a a wrong
+    # target such as w*_i = i^-(b - a) moves the risk at 1,024 steps by only 11%, inside the
+    # statistical check below; this pins it exactly.)
+    wl = build_workload("linreg", seed=0, batch_size=1, dim=LOOP_DIM, capacity=LOOP_A,
+                        source=LOOP_B, noise=SIGMA)
+    i = np.arange(1, LOOP_DIM + 1, dtype=np.float64)
+    assert wl.eval_loss() == pytest.approx(0.5 * np.sum(i**-LOOP_B), rel=1e-12)
+    lam, w_star = power_law_problem(LOOP_DIM, LOOP_A, LOOP_B)
+    np.testing.assert_array_equal(wl.lam, lam)
+    np.testing.assert_array_equal(wl.w_star, w_star)
     kappa = kappa_star(LOOP_A, LOOP_B)  # 1/2
     runs = {k: [loop_risks(k, s) for s in range(LOOP_SEEDS)] for k in (0.0, kappa)}
     pooled = {}
