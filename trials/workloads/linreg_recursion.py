@@ -1,4 +1,5 @@
-"""Power-law linear regression: the problem instance and its exact expected-risk recursion.
+"""Power-law linear regression: the problem instance and its exact expected-risk recursions
+(of the last SGD iterate, and of a running average of the iterates).
 
 ALGORITHMS.md §5 / ALGORITHMS-NOTES.md §5.7 (Meterez et al. 2026, arXiv 2602.03702, code
 ``synthetics/figure3_exact_recursion.py``): ``H = diag(lambda_i)``, ``lambda_i = i^(-a)``;
@@ -7,11 +8,12 @@ ALGORITHMS.md §5 / ALGORITHMS-NOTES.md §5.7 (Meterez et al. 2026, arXiv 2602.0
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["power_law_problem", "expected_risk_recursion"]
+__all__ = ["averaged_risk_recursion", "expected_risk_recursion", "power_law_problem"]
 
 
 def power_law_problem(dim: int, capacity: float, source: float) -> tuple[np.ndarray, np.ndarray]:
@@ -53,3 +55,71 @@ def expected_risk_recursion(
         weighted = float(lam @ s)
         risks[t + 1] = 0.5 * weighted
     return risks
+
+
+def averaged_risk_recursion(
+    lrs: Sequence[float] | np.ndarray, eval_steps: Sequence[int], *, dim: int, capacity: float,
+    source: float, noise: float, batch_size: int = 1, q: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact expected excess risk of the last iterate and of the polynomial average of iterates.
+
+    The average is the one :class:`trials.averaging.Poly` keeps: over the iterates ``w_1 .. w_t``
+    (after each update; ``w_0`` excluded), iterate ``w_j`` weighted by
+    ``alpha_j = Gamma(j + q) / Gamma(j)`` (``q = 0``: the uniform mean). With ``e_t = w_t - w*``,
+    ``E[e_t | e_s] = P(s, t) e_s`` where ``P(s, t) = prod_{k=s}^{t-1} (I - eta_k H)`` (each update
+    is unbiased), and ``H`` is diagonal, so the averaged error's diagonal second moments need only
+    the diagonal ``s_i(t) = E e_{t,i}^2`` of :func:`expected_risk_recursion`:
+
+        E ebar_i^2 = (1/Z^2) [sum_t alpha_t^2 s_i(t) + 2 sum_{s<t} alpha_s alpha_t P_i(s, t) s_i(s)]
+
+    accumulated in one pass with ``V_i(t) = sum_{s<t} alpha_s P_i(s, t) s_i(s)``,
+    ``V_i(t+1) = (1 - eta_t l_i)(V_i(t) + alpha_t s_i(t))``; ``Z = sum_t alpha_t``.
+
+    Args:
+        lrs: learning rate of update ``t`` (shape ``(T,)``), or several schedules at once
+            (shape ``(k, T)``, rows independent; one pass serves them all).
+        eval_steps: numbers of updates (in ``[1, T]``) at which to report.
+        dim, capacity, source, noise, batch_size: the problem, as :func:`expected_risk_recursion`.
+        q: the averaging order (``>= 0``).
+
+    Returns:
+        ``(last, averaged)``: float64 arrays of shape ``(len(eval_steps),)`` (or
+        ``(k, len(eval_steps))`` for 2-D ``lrs``): ``E R(w_t)`` and ``E R(wbar_t)``.
+    """
+    rates = np.asarray(lrs, dtype=np.float64)
+    single = rates.ndim == 1
+    rates = np.atleast_2d(rates)
+    k, horizon = rates.shape
+    wanted = sorted(set(int(t) for t in eval_steps))
+    if not wanted or wanted[0] < 1 or wanted[-1] > horizon:
+        raise ValueError(f"eval_steps must lie in [1, {horizon}], got {list(eval_steps)!r}")
+    if q < 0:
+        raise ValueError(f"q must be >= 0, got {q!r}")
+    lam, w_star = power_law_problem(dim, capacity, source)
+    lam2 = lam * lam
+    sigma2 = float(noise) ** 2
+    inv_b = 1.0 / batch_size
+    s = np.tile(w_star**2, (k, 1))  # E e_0^2, w_0 = 0      (k, d)
+    cross = np.zeros((k, dim))  # V(t)                      (k, d)
+    acc = np.zeros((k, dim))  # sum over absorbed alpha (alpha s + 2 V)
+    z = 0.0
+    index = {t: n for n, t in enumerate(wanted)}
+    last = np.empty((k, len(wanted)))
+    averaged = np.empty((k, len(wanted)))
+    for t in range(horizon):
+        eta = rates[:, t : t + 1]  # (k, 1)
+        weighted = s @ lam  # (k,)
+        cross *= 1.0 - eta * lam
+        s = (1.0 - 2.0 * eta * lam + (1.0 + inv_b) * eta * eta * lam2) * s \
+            + (eta * eta * inv_b) * lam * (weighted[:, None] + sigma2)
+        alpha = 1.0 if q == 0 else math.exp(math.lgamma(t + 1 + q) - math.lgamma(t + 1))
+        acc += alpha * (alpha * s + 2.0 * cross)
+        cross += alpha * s
+        z += alpha
+        n = index.get(t + 1)
+        if n is not None:
+            last[:, n] = 0.5 * (s @ lam)
+            averaged[:, n] = 0.5 * (acc @ lam) / (z * z)
+    order = [index[int(t)] for t in eval_steps]
+    last, averaged = last[:, order], averaged[:, order]
+    return (last[0], averaged[0]) if single else (last, averaged)
