@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--store")
         sp.add_argument("--json", action="store_true")
 
-    sp = add("query", cmd_query, "Run SQL over the store: views `curves`, `lineages`, `sweeps`, `final_losses`.")
+    sp = add("query", cmd_query, "Run one read-only SQL statement over the store: views `final_losses`, `curves`, `lineages`, `curve_rows`, `runs`, `settings`, `sweeps`.")
     sp.add_argument("sql")
     sp.add_argument("--store")
     sp.add_argument("--format", choices=("table", "csv", "json"), default="table")
