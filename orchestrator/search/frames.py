@@ -17,6 +17,7 @@ PED-ANOVA) and the grid's answers to the same objective, and returns
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from typing import Any
@@ -27,13 +28,15 @@ from orchestrator.search import rungs
 
 __all__ = ["best_trial", "search_frames"]
 
+log = logging.getLogger(__name__)
+
 
 def _spec_of(store_root: str, sweep_id: str) -> Any:
     import tomllib
     import yaml
 
     from orchestrator.query import load_sweeps
-    from orchestrator.spec import parse_spec
+    from orchestrator.spec import SpecError, parse_spec
 
     sweeps = load_sweeps(store_root)
     row = sweeps[sweeps["sweep_id"] == sweep_id]
@@ -44,7 +47,14 @@ def _spec_of(store_root: str, sweep_id: str) -> Any:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         data = yaml.safe_load(text)
-    return parse_spec(data)
+    if not isinstance(data, dict) or "search" not in data:
+        return None
+    try:
+        return parse_spec(data)
+    except SpecError as err:  # written by another lrsweep version: the grid's report still stands
+        log.warning("sweep %s: its stored spec no longer parses, so its search is left out of the report: %s",
+                    sweep_id, err)
+        return None
 
 
 def _losses(t: Any) -> list[float]:
@@ -84,8 +94,10 @@ def search_frames(store_root: str, sweep_id: str) -> dict[str, pd.DataFrame] | N
     """The frames of the module docstring, or ``None`` when the sweep has no search."""
     from orchestrator.search.study import open_study, study_path
 
+    if not study_path(store_root, sweep_id).exists():
+        return None
     spec = _spec_of(store_root, sweep_id)
-    if spec is None or spec.search is None or not study_path(store_root, sweep_id).exists():
+    if spec is None or spec.search is None:
         return None
     study = open_study(spec, store_root)
     search = spec.search
