@@ -34,7 +34,9 @@ _OS_ERRORS: tuple[type[OSError], ...] = (
 def _store_of(args: argparse.Namespace) -> str:
     if getattr(args, "store", None):
         return args.store
-    return os.environ.get("LRSWEEP_STORE", "./lrsweep-results")
+    from orchestrator.execution import default_store
+
+    return default_store()
 
 
 # ---------------------------------------------------------------------------------- commands
@@ -276,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("spec")
     sp.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
     sp.add_argument("--store", help="results store as seen from the cluster (default: the spec's `store`, "
-                                    "relative to the spec file)")
+                                    "relative to the spec file; else ./lrsweep-results)")
     sp.add_argument("--shared-store", action="store_true",
                     help="the store is a local path mounted at the same path on every node of the cluster")
     sp.add_argument("--wait", action="store_true", help="wait for the job to finish")

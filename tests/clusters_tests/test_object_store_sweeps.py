@@ -123,6 +123,34 @@ def test_run_plan_and_submit_resolve_a_relative_store_the_same_way(tmp_path: Pat
     assert resolve_store(load_spec(spec), spec, "here") == str((Path.cwd() / "here").resolve())
 
 
+def test_a_spec_without_a_store_uses_the_default_that_status_and_query_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lrsweep run examples/quickstart.toml` then `lrsweep status` from the same folder: the
+    results are where status looks (not beside the spec file)."""
+    import argparse
+
+    from orchestrator.cli import _store_of
+    from orchestrator.execution import resolve_store
+    from orchestrator.jobs import _store_for_cluster
+    from orchestrator.spec import load_spec
+
+    spec = write(tmp_path / "project" / "sweeps", "unused", horizons="[40]")
+    spec.write_text("\n".join(line for line in spec.read_text().splitlines() if not line.startswith("store")))
+    assert "store" not in load_spec(spec).model_fields_set
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("LRSWEEP_STORE", raising=False)
+    want = str((elsewhere / "lrsweep-results").resolve())
+    assert resolve_store(load_spec(spec), spec) == want
+    assert _store_for_cluster(spec, None, address="http://127.0.0.1:8265") == want
+    assert str(Path(_store_of(argparse.Namespace(store=None))).resolve()) == want
+    monkeypatch.setenv("LRSWEEP_STORE", "shared/results")
+    want = str((elsewhere / "shared" / "results").resolve())
+    assert resolve_store(load_spec(spec), spec) == want
+    assert str(Path(_store_of(argparse.Namespace(store=None))).resolve()) == want
+
+
 def test_submit_refuses_a_laptop_store_for_a_remote_cluster_before_any_connection(tmp_path: Path) -> None:
     spec = write(tmp_path, "./results", horizons="[40]")
     began = time.monotonic()
