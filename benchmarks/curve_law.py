@@ -151,13 +151,12 @@ def _ours(train: dict[str, list], test: dict) -> dict:
     }  # fmt: skip
 
 
-def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
-    """The authors' fitting recipe (ALGORITHMS-NOTES §7.2), written from its description."""
-    import torch
+def torch_proxy_start(train: list[tuple]) -> np.ndarray:
+    """Step 1 of the authors' recipe as first written here (ALGORITHMS-NOTES §7.2): the
+    135-start grid of the 4-parameter proxy, each start polished by L-BFGS-B."""
     from scipy.optimize import minimize
     from scipy.stats import linregress
 
-    t0 = time.perf_counter()
     min_loss = min(loss.min() for _, _, loss in train)
     logx = np.concatenate([np.log(np.cumsum(lr)[st]) for lr, st, _ in train])
     logy = np.concatenate([np.log(loss - min_loss + 0.01) for _, _, loss in train])
@@ -184,8 +183,20 @@ def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
     best = min((minimize(proxy, g, method="L-BFGS-B", bounds=[(0, None)] * 4,
                          options={"maxiter": 100000, "ftol": 1e-9, "gtol": 1e-6}) for g in grid),
                key=lambda r: r.fun)  # fmt: skip
-    p = [*best.x, 1.0, 0.5, 0.5]
-    params = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in p]
+    return np.asarray(best.x)
+
+
+def torch_adamw_phase(train: list[tuple], start: np.ndarray) -> tuple[list[float], int]:
+    """Step 2 with torch.optim.AdamW (autograd gradients, float64), in the authors' loop order:
+    evaluate, step; stop after 20 steps without improvement (from step 21) or at a gradient
+    norm below 1e-5; else keep the post-step parameters if the objective improved.
+
+    Returns:
+        (kept parameters, steps taken).
+    """
+    import torch
+
+    params = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in start]
     opt = torch.optim.AdamW([{"params": [params[i] for i in (0, 1, 3, 4)], "lr": 5e-2},
                              {"params": [params[i] for i in (2, 5, 6)], "lr": 5e-3}])  # fmt: skip
     data = []
@@ -219,38 +230,48 @@ def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
             total = total + torch.where(r.abs() < 1e-3, 0.5 * r**2, 1e-3 * (r.abs() - 0.5e-3)).sum()
         return total
 
-    best_loss, best_p, since = float("inf"), [float(v) for v in p], 0
+    best_loss, best_p, since, step = float("inf"), [float(v) for v in start], 0, 0
     for step in range(200):
         opt.zero_grad()
         f = objective()
         f.backward()
         opt.step()
         value = float(f.detach())
-        since = 0 if value < best_loss else since + 1
-        if value < best_loss:
-            best_loss, best_p = value, [float(v) for v in params]  # (the pre-step iterate's value)
+        improved = value < best_loss
+        since = 0 if improved else since + 1
         if step > 20 and since >= 20:
             break
         if float(torch.sqrt(sum(v.grad**2 for v in params))) < 1e-5:
             break
-    return MultiPowerFit(
-        **dict(zip(NAMES, best_p, strict=True)), objective=best_loss
-    ), time.perf_counter() - t0
+        if improved:  # the post-step parameters, paired with the pre-step value (as theirs)
+            best_loss, best_p = value, [float(v.detach()) for v in params]
+    return best_p, step + 1
+
+
+def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
+    """The authors' fitting recipe (ALGORITHMS-NOTES §7.2) in torch, written from its
+    description: an independent check of :func:`analysis.curve_regularised
+    .fit_multi_power_regularised` (which the selection uses; numpy/scipy only)."""
+    t0 = time.perf_counter()
+    start = torch_proxy_start(train)
+    best_p, _ = torch_adamw_phase(train, np.array([*start, 1.0, 0.5, 0.5]))
+    fit = MultiPowerFit(**dict(zip(NAMES, best_p, strict=True)))
+    return fit, time.perf_counter() - t0
 
 
 def synthetic() -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "analysis_tests"))
-    from test_curve_validation import MPL_400M, _curve, constant, cosine, two_stage, wsd
+    from _law_curves import MPL_400M, constant, cosine, law_curve, two_stage, wsd
 
     true, rng = MultiPowerFit(**MPL_400M), np.random.default_rng(0)
     train = {
-        "constant": [_curve(true, constant(), rng, 0.003)],
-        "cosine": [_curve(true, cosine(), rng, 0.003)],
-        "wsd-linear": [_curve(true, wsd("linear"), rng, 0.003)],
+        "constant": [law_curve(true, constant(), rng, 0.003)],
+        "cosine": [law_curve(true, cosine(), rng, 0.003)],
+        "wsd-linear": [law_curve(true, wsd("linear"), rng, 0.003)],
     }
     test = {
-        "wsd-1-sqrt": _curve(true, wsd("1-sqrt"), rng, 0.0),
-        "two-stage": _curve(true, two_stage(), rng, 0.0),
+        "wsd-1-sqrt": law_curve(true, wsd("1-sqrt"), rng, 0.0),
+        "two-stage": law_curve(true, two_stage(), rng, 0.0),
     }
     out = {
         "setting": "MPL 400M parameters, 20 log-spaced points per curve, 0.3% noise on the fitted curves",
