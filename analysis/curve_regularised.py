@@ -2,7 +2,8 @@
 numpy/scipy: the fit its authors publish their numbers with (ALGORITHMS-NOTES §7.2).
 
 1. **Proxy start.** The 4-parameter proxy ``L0 + A·S1^(−α) − B·(η_peak − η_s)`` is fitted by
-   L-BFGS-B (bounds ≥ 0, finite-difference gradient, ``ftol`` 1e-9, ``gtol`` 1e-6) from a grid
+   L-BFGS-B (bounds ≥ 0, scipy's forward-difference gradient with step 1e-8 — evaluated here
+   in one batch of five points, to the same digits — ``ftol`` 1e-9, ``gtol`` 1e-6) from a grid
    of 5 × 3 × 3 × 3 = 135 starts: L0 ∈ min L ± 0.2 (5 values), A ∈ e^c ± 0.1 and α ∈ −m ± 0.1
    (3 each) where ``m, c`` are the slope and intercept of a linear regression of
    ``log(L − min L + 0.01)`` on ``log S1``, and B ∈ {100, 550, 1000}; the best of the 135 is
@@ -18,8 +19,8 @@ The few steps, the early stop and the weight decay regularise the fit: it stays 
 start instead of running into the degenerate corners of the 7-parameter objective (C → 0,
 β → 0 with a huge B) that the converged multi-start fit of :mod:`analysis.curves` can reach
 when one decaying schedule leaves the four loss-drop parameters under-identified. That is why
-:func:`analysis.curve_validation.select_curve_law` takes its optimum as a candidate, and the
-only one when leave-one-schedule-out validation cannot discriminate.
+:func:`analysis.curve_validation.select_curve_law` takes it as a candidate, and chooses it
+when leave-one-schedule-out validation cannot discriminate (fewer than three schedules).
 
 Units. The recipe's constants (the B grid, ``η_peak`` = 3e-4 in the proxy, the AdamW learning
 rates, C = 1) were set for the authors' peak LR of 3e-4. The law is equivariant under a change
@@ -177,19 +178,24 @@ def proxy_start(curves: Sequence[Curve], delta: float = 1e-3) -> np.ndarray:
     log_s1 = np.concatenate([np.log(np.cumsum(lr)[st]) for lr, st, _ in curves])
     log_excess = np.concatenate([np.log(loss - min_loss + 0.01) for _, _, loss in curves])
     slope, intercept, *_ = linregress(log_s1, log_excess)
-    # summed curve by curve as the authors do: L-BFGS-B's finite-difference gradient sees every
-    # rounding, and this keeps their optimum to the last digit
-    terms = [(np.cumsum(lr)[st], peak - lr[st], np.log(loss)) for lr, st, loss in curves]
+    s1 = np.concatenate([np.cumsum(lr)[st] for lr, st, _ in curves])
+    below = np.concatenate([peak - lr[st] for lr, st, _ in curves])
+    log_loss = np.log(np.concatenate([loss for _, _, loss in curves]))
+    ends = np.cumsum([len(st) for _, st, _ in curves])
+    spans = list(zip([0, *ends[:-1]], ends, strict=True))
 
     def proxy(q: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective at q and its forward-difference gradient, as scipy's 2-point scheme
-        with absolute step ``eps`` forms it, the five points evaluated in one batch."""
+        with absolute step ``eps`` forms it, the five points evaluated in one batch. Summed
+        curve by curve, as the authors do: the finite differences see every rounding, and
+        this keeps their optimum to the last digit."""
         rows = np.repeat(q[None, :], 5, axis=0)  # (5, 4): q, then q + h·e_i
         rows[1:, :][np.diag_indices(4)] = q + _fd_steps(q)
+        pred = rows[:, :1] + rows[:, 1:2] * s1 ** (-rows[:, 2:3]) - rows[:, 3:4] * below
+        terms = huber(log_loss - np.log(np.maximum(pred, 1e-10)), delta)  # (5, n)
         total = np.zeros(5)
-        for s1, below, log_loss in terms:
-            pred = rows[:, :1] + rows[:, 1:2] * s1 ** (-rows[:, 2:3]) - rows[:, 3:4] * below
-            total = total + huber(log_loss - np.log(np.maximum(pred, 1e-10)), delta).sum(axis=1)
+        for lo, hi in spans:
+            total = total + terms[:, lo:hi].sum(axis=1)
         return float(total[0]), (total[1:] - total[0]) / (np.diagonal(rows[1:]) - q)
 
     a0, alpha0 = float(np.exp(intercept)), float(-slope)

@@ -77,7 +77,7 @@ def test_loso_errors_are_the_refits_without_each_schedule(mpl_selection):
     # its optimum), rerun the regularised procedure without it; predict the schedule.
     from analysis.curves import law_optima
 
-    every = [c for k in sorted(train) for c in train[k]]
+    every = [c for k in train for c in train[k]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         optima = law_optima("multi_power", every, n_polish=6, keep=3)
@@ -85,8 +85,8 @@ def test_loso_errors_are_the_refits_without_each_schedule(mpl_selection):
     scores = []
     for j in range(len(optima) + 1):
         errs = []
-        for name in sorted(train):
-            rest = [c for k in sorted(train) if k != name for c in train[k]]
+        for name in train:
+            rest = [c for k in train if k != name for c in train[k]]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 fold = refit(optima[j], rest) if j < len(optima) else regularised(rest)
@@ -204,7 +204,7 @@ def test_with_two_schedules_the_regularised_fit_is_chosen_and_said_so():
         objective_best = min(
             (f for f in _candidates(sel)), key=lambda f: f.objective
         )  # the multi-start optimum a choice by training objective would keep
-        direct = regularised([c for k in sorted(train) for c in train[k]])
+        direct = regularised([c for k in train for c in train[k]])
     c = sel.candidates
     assert c.loc[c["chosen"], "method"].tolist() == [REGULARISED]
     assert sel.note.startswith(
@@ -243,7 +243,7 @@ def test_the_regularised_fit_beats_the_objective_best_on_most_two_schedule_draws
     ours, best_objective = [], []
     for seed in range(6):
         train, held = _two_schedule_draw(seed)
-        every = [c for k in sorted(train) for c in train[k]]
+        every = [c for k in train for c in train[k]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             ours.append(_mean_held_out(regularised(every), held))
