@@ -197,7 +197,7 @@ def curve_law_figure(
     chosen = cands.loc[cands["chosen"]].iloc[0]
     first = by_member[train[0]][0]
     n_ms = int((cands["method"] == MULTI_START).sum())
-    pool = f"{n_ms} multi-start optima" + (
+    pool = f"{n_ms} multi-start optim{'um' if n_ms == 1 else 'a'}" + (
         " and the law authors' regularised fit" if (cands["method"] == REGULARISED).any() else ""
     )
     why = (
