@@ -15,6 +15,7 @@ from analysis.anytime import (
     robustness,
 )
 from analysis.compare import build_comparison_report, write_comparison_report
+from analysis.curve_regularised import fit_multi_power_regularised
 from analysis.curve_validation import CurveLawSelection, select_curve_law
 from analysis.curves import (
     LRAnnealingFit,
@@ -84,6 +85,7 @@ __all__ = [
     "fit_data_law",
     "fit_lr_annealing",
     "fit_multi_power",
+    "fit_multi_power_regularised",
     "grid_warnings",
     "horizon_multiples",
     "law_optima",

@@ -18,10 +18,10 @@ from analysis.fit_checks import require_points
 if TYPE_CHECKING:
     from analysis.curves import LRAnnealingFit, MultiPowerFit
 
-__all__ = ["EXPONENT_MAX", "Problem", "annealing_problem", "mpl_problem"]
+__all__ = ["EXPONENT_MAX", "MPL_NAMES", "Problem", "annealing_problem", "mpl_flags", "mpl_problem"]
 
 EXPONENT_MAX = 10.0
-_MPL_NAMES = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
+MPL_NAMES = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
 _ANNEALING_NAMES = ("L0", "A", "alpha", "C")
 
 
@@ -47,6 +47,11 @@ def _flags(values: dict[str, float], exponents: tuple[str, ...]) -> tuple[str, .
         elif v > EXPONENT_MAX * (1 - 1e-6):
             out.append(f"{name} = {v:.3g}: the exponent sits on its upper bound {EXPONENT_MAX:g}")
     return tuple(out)
+
+
+def mpl_flags(values: dict[str, float]) -> tuple[str, ...]:
+    """The bound flags of multi-power-law parameters (its exponents α, β, γ)."""
+    return _flags(values, ("alpha", "beta", "gamma"))
 
 
 def mpl_problem(curves: Sequence[Curve], delta: float, n_polish: int) -> Problem:
@@ -93,7 +98,7 @@ def mpl_problem(curves: Sequence[Curve], delta: float, n_polish: int) -> Problem
         l0, a, alpha, b, c, beta, gamma = (float(x) for x in theta)
         return dict(
             zip(
-                _MPL_NAMES,
+                MPL_NAMES,
                 [np.exp(l0), np.exp(a), alpha, np.exp(b), np.exp(c), beta, gamma],
                 strict=True,
             )
@@ -109,7 +114,7 @@ def mpl_problem(curves: Sequence[Curve], delta: float, n_polish: int) -> Problem
             n_points=n_points,
             start={k: float(v) for k, v in values(start).items()},
             delta=delta,
-            flags=_flags(p, ("alpha", "beta", "gamma")),
+            flags=mpl_flags(p),
         )
 
     def to_theta(fit: MultiPowerFit) -> np.ndarray:

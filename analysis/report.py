@@ -189,7 +189,9 @@ _FIGURES: tuple[_Spec, ...] = (
         "fig-curve-law",
         "Loss-curve law: predicting a schedule from its LR sequence",
         "Multi-power law (Luo et al. 2025) fitted to eval losses (raw weights; markers) with the "
-        "exact per-step LR, chosen among its multi-start optima by leave-one-schedule-out error. "
+        "exact per-step LR, chosen among its multi-start optima and its authors' regularised fit "
+        "by leave-one-schedule-out error; with fewer than 3 fitted schedules, where that cannot "
+        "discriminate, the regularised fit (the note says which rule chose). "
         "Solid: the chosen fit; dashed: each fitted schedule predicted by a fit without it; thick "
         "dashed: held-out schedules predicted from their LR sequence alone.",
         lambda d: curve_law_figure(d.fl, d.curves, d.lineages, d.lr_sequences),

@@ -1,11 +1,13 @@
 """Curve-law prediction: held-out error and fit time, ours against the law authors' procedure.
 
-    python benchmarks/curve_law.py                          # synthetic curves of known law
-    python benchmarks/curve_law.py --public DIR [--sizes 400] [--reference]
+    python benchmarks/curve_law.py [--draws 10]             # synthetic curves of known law
+    python benchmarks/curve_law.py --public DIR [--sizes 400] [--reference] [--train A,B,C]
 
-Synthetic: multi-power-law curves (Luo et al.'s published 400M parameters) of constant, cosine
-and WSD-linear with 0.3% noise are fitted; WSD-1-sqrt and a two-stage step schedule (noiseless)
-are held out.
+Synthetic (``--draws`` noise draws each): multi-power-law curves (Luo et al.'s published 400M
+parameters, 2,000 steps, 20 log-spaced points) with 0.3% noise are fitted, noiseless curves of
+other schedules held out: (a) cosine + constant fitted (the paper's choice), WSD-linear,
+WSD-1-sqrt and a two-stage step schedule held out; (b) constant, cosine and WSD-linear fitted,
+WSD-1-sqrt and two-stage held out.
 
 Public (``--public``): the loss curves Luo et al. (arXiv 2503.12811) published with their code
 (``loss_curve_repo/csv_{25,100,400}/*.csv`` of github.com/thu-yao-01-luo/MultiPowerLaw; a fork,
@@ -15,19 +17,22 @@ data loader states them (warmup 2,160 steps linear from 0 to 3e-4; cosine to 3e-
 exponential cooldown from step 20,000 to 3e-5; WSD-LD linear; two-stage ``wsdcon_K`` at K·1e-5
 from step 8,000; curves at 24,000 steps cut below it) and checked against the CSVs' own ``lr``
 column. As in the paper, the law is fitted on ``cosine_24000`` and ``constant_24000`` and the
-seven other curves (72k-step constant and cosine, WSD, WSD-LD, three two-stage) are predicted.
+seven other curves (72k-step constant and cosine, WSD, WSD-LD, three two-stage) are predicted;
+``--train`` fits other curves (e.g. ``cosine_24000,constant_24000,wsd_20000_24000``).
 
 Methods, side by side in one run:
-- ``ours_loso``: :func:`analysis.curve_validation.select_curve_law` (multi-start, chosen by
-  leave-one-schedule-out error);
-- ``ours_objective``: the same optima, the lowest training objective kept;
-- ``published_params`` (``--public``): the authors' published fit for that size (their README
-  and ``src/config.py``), evaluated on the same curves — what their procedure produced;
-- ``reference_procedure`` (``--reference``, needs torch): the authors' fitting recipe as
-  ALGORITHMS-NOTES §7.2 describes it, written here from that description: a 135-start grid
-  for a 4-parameter proxy polished by L-BFGS-B, then AdamW (LR 5e-2 for L0, A, B, C; 5e-3 for
-  α, β, γ) for up to 200 steps, early stop after 20 without improvement or at a gradient norm
-  below 1e-5, best iterate kept, objective Σ Huber_1e-3(log L − log L̂) in float64.
+- ``ours_loso``: :func:`analysis.curve_validation.select_curve_law`: the multi-start optima and
+  the regularised fit, chosen by leave-one-schedule-out error with ≥ 3 training schedules, the
+  regularised fit with fewer (where LOSO cannot discriminate);
+- ``ours_objective``: the multi-start optimum of lowest training objective (the old choice);
+- ``reference_numpy``: the authors' fitting procedure (proxy grid + L-BFGS-B, then ≤ 200 AdamW
+  steps with early stopping) as :func:`analysis.curve_regularised.fit_multi_power_regularised`
+  implements it — the baseline of the ratios;
+- ``reference_torch`` (``--reference``, needs torch): the same recipe written independently
+  here with torch.optim.AdamW and autograd (:func:`reference_procedure`), and the largest
+  relative difference of its 7 parameters from ``reference_numpy``;
+- ``published_params`` (``--public``, the paper's training curves): the authors' published fit
+  for that size (their README and ``src/config.py``), evaluated on the same curves.
 
 Errors per held-out curve: mean |relative error| over its points (the authors' "PredE"), max
 ("WorstE"), and at the last point; then averaged over the held-out curves.
@@ -47,7 +52,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.curve_validation import curve_errors, select_curve_law  # noqa: E402
+from analysis._threads import single_blas_thread  # noqa: E402
+from analysis.curve_regularised import fit_multi_power_regularised  # noqa: E402
+from analysis.curve_validation import (  # noqa: E402
+    MULTI_START,
+    REGULARISED,
+    curve_errors,
+    select_curve_law,
+)
 from analysis.curves import MultiPowerFit, law_optima  # noqa: E402
 
 # Luo et al. 2025, README / src/config.py: [L0, A, alpha, B, C, beta, gamma]
@@ -132,32 +144,43 @@ def _errors(fit, curves: dict) -> dict:
     }
 
 
+def _fit_of(sel, method: str) -> MultiPowerFit:
+    """The candidate of ``method`` (lowest objective) from a selection's table, as a fit."""
+    row = sel.candidates.loc[sel.candidates["method"] == method].sort_values("objective").iloc[0]
+    return MultiPowerFit(**{k: float(row[k]) for k in NAMES}, objective=float(row["objective"]))
+
+
 def _ours(train: dict[str, list], test: dict) -> dict:
+    every = [c for k in train for c in train[k]]  # the order select_curve_law sums them in
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         t0 = time.perf_counter()
         sel = select_curve_law(train)
-        t_loso = time.perf_counter() - t0
+        t_sel = time.perf_counter() - t0
         t0 = time.perf_counter()
-        best_obj = law_optima(
-            "multi_power", [c for k in sorted(train) for c in train[k]], n_polish=6, keep=3
-        )[0]
+        best_obj = law_optima("multi_power", every, n_polish=6, keep=3)[0]
         t_obj = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        reg = fit_multi_power_regularised(every)
+        t_reg = time.perf_counter() - t0
+    chosen = sel.candidates.loc[sel.candidates["chosen"]].iloc[0]
     return {
-        "ours_loso": {"fit_s": round(t_loso, 2), "n_candidates": len(sel.candidates), "params": {k: getattr(sel.fit, k) for k in NAMES},
-                      "loso_note": sel.note or "", **_errors(sel.fit, test)},
+        "ours_loso": {"fit_s": round(t_sel, 2), "n_candidates": len(sel.candidates), "chosen": chosen["method"],
+                      "params": {k: getattr(sel.fit, k) for k in NAMES}, "note": sel.note,
+                      "loso_error_per_candidate": dict(zip(sel.candidates["method"] + " #" + sel.candidates["candidate"].astype(str),
+                                                           sel.candidates["loso_error"].round(6), strict=True)),
+                      **_errors(sel.fit, test)},
         "ours_objective": {"fit_s": round(t_obj, 2), "params": {k: getattr(best_obj, k) for k in NAMES}, **_errors(best_obj, test)},
-        "chose_differently": bool(not np.allclose([getattr(sel.fit, k) for k in NAMES], [getattr(best_obj, k) for k in NAMES], rtol=1e-9)),
+        "reference_numpy": {"fit_s": round(t_reg, 2), "params": {k: getattr(reg, k) for k in NAMES}, **_errors(reg, test)},
     }  # fmt: skip
 
 
-def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
-    """The authors' fitting recipe (ALGORITHMS-NOTES §7.2), written from its description."""
-    import torch
+def torch_proxy_start(train: list[tuple]) -> np.ndarray:
+    """Step 1 of the authors' recipe as first written here (ALGORITHMS-NOTES §7.2): the
+    135-start grid of the 4-parameter proxy, each start polished by L-BFGS-B."""
     from scipy.optimize import minimize
     from scipy.stats import linregress
 
-    t0 = time.perf_counter()
     min_loss = min(loss.min() for _, _, loss in train)
     logx = np.concatenate([np.log(np.cumsum(lr)[st]) for lr, st, _ in train])
     logy = np.concatenate([np.log(loss - min_loss + 0.01) for _, _, loss in train])
@@ -184,8 +207,20 @@ def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
     best = min((minimize(proxy, g, method="L-BFGS-B", bounds=[(0, None)] * 4,
                          options={"maxiter": 100000, "ftol": 1e-9, "gtol": 1e-6}) for g in grid),
                key=lambda r: r.fun)  # fmt: skip
-    p = [*best.x, 1.0, 0.5, 0.5]
-    params = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in p]
+    return np.asarray(best.x)
+
+
+def torch_adamw_phase(train: list[tuple], start: np.ndarray) -> tuple[list[float], int]:
+    """Step 2 with torch.optim.AdamW (autograd gradients, float64), in the authors' loop order:
+    evaluate, step; stop after 20 steps without improvement (from step 21) or at a gradient
+    norm below 1e-5; else keep the post-step parameters if the objective improved.
+
+    Returns:
+        (kept parameters, steps taken).
+    """
+    import torch
+
+    params = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in start]
     opt = torch.optim.AdamW([{"params": [params[i] for i in (0, 1, 3, 4)], "lr": 5e-2},
                              {"params": [params[i] for i in (2, 5, 6)], "lr": 5e-3}])  # fmt: skip
     data = []
@@ -219,49 +254,117 @@ def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
             total = total + torch.where(r.abs() < 1e-3, 0.5 * r**2, 1e-3 * (r.abs() - 0.5e-3)).sum()
         return total
 
-    best_loss, best_p, since = float("inf"), [float(v) for v in p], 0
+    best_loss, best_p, since, step = float("inf"), [float(v) for v in start], 0, 0
     for step in range(200):
         opt.zero_grad()
         f = objective()
         f.backward()
         opt.step()
         value = float(f.detach())
-        since = 0 if value < best_loss else since + 1
-        if value < best_loss:
-            best_loss, best_p = value, [float(v) for v in params]  # (the pre-step iterate's value)
+        improved = value < best_loss
+        since = 0 if improved else since + 1
         if step > 20 and since >= 20:
             break
         if float(torch.sqrt(sum(v.grad**2 for v in params))) < 1e-5:
             break
-    return MultiPowerFit(
-        **dict(zip(NAMES, best_p, strict=True)), objective=best_loss
-    ), time.perf_counter() - t0
+        if improved:  # the post-step parameters, paired with the pre-step value (as theirs)
+            best_loss, best_p = value, [float(v.detach()) for v in params]
+    return best_p, step + 1
 
 
-def synthetic() -> dict:
+def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
+    """The authors' fitting recipe (ALGORITHMS-NOTES §7.2) in torch, written from its
+    description: an independent check of :func:`analysis.curve_regularised
+    .fit_multi_power_regularised` (which the selection uses; numpy/scipy only)."""
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    with single_blas_thread():  # as the numpy version: one BLAS thread for small problems
+        start = torch_proxy_start(train)
+        best_p, _ = torch_adamw_phase(train, np.array([*start, 1.0, 0.5, 0.5]))
+    fit = MultiPowerFit(**dict(zip(NAMES, best_p, strict=True)))
+    return fit, time.perf_counter() - t0
+
+
+def _synthetic_draw(seed: int, schedules: int) -> tuple[dict, dict]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "analysis_tests"))
-    from test_curve_validation import MPL_400M, _curve, constant, cosine, two_stage, wsd
+    from _law_curves import MPL_400M, constant, cosine, law_curve, two_stage, wsd
 
-    true, rng = MultiPowerFit(**MPL_400M), np.random.default_rng(0)
+    true, rng = MultiPowerFit(**MPL_400M), np.random.default_rng(seed)
     train = {
-        "constant": [_curve(true, constant(), rng, 0.003)],
-        "cosine": [_curve(true, cosine(), rng, 0.003)],
-        "wsd-linear": [_curve(true, wsd("linear"), rng, 0.003)],
+        "constant": [law_curve(true, constant(), rng, 0.003)],
+        "cosine": [law_curve(true, cosine(), rng, 0.003)],
     }
-    test = {
-        "wsd-1-sqrt": _curve(true, wsd("1-sqrt"), rng, 0.0),
-        "two-stage": _curve(true, two_stage(), rng, 0.0),
-    }
-    out = {
-        "setting": "MPL 400M parameters, 20 log-spaced points per curve, 0.3% noise on the fitted curves",
-        **_ours(train, test),
-    }
-    try:
-        fit, seconds = reference_procedure([c for k in sorted(train) for c in train[k]])
-        out["reference_procedure"] = {"fit_s": round(seconds, 2), **_errors(fit, test)}
-    except ImportError:
-        out["reference_procedure"] = "needs torch"
+    held = {}
+    if schedules == 3:
+        train["wsd-linear"] = [law_curve(true, wsd("linear"), rng, 0.003)]
+    else:
+        held["wsd-linear"] = law_curve(true, wsd("linear"), rng, 0.0)
+    held["wsd-1-sqrt"] = law_curve(true, wsd("1-sqrt"), rng, 0.0)
+    held["two-stage"] = law_curve(true, two_stage(), rng, 0.0)
+    return train, held
+
+
+def synthetic(draws: int, with_reference: bool) -> dict:
+    """Held-out PredE per draw of the selection, the lowest objective and the reference."""
+    out = {}
+    for schedules in (2, 3):
+        per: dict[str, list[float]] = {"ours_loso": [], "ours_objective": [], "reference_numpy": []}
+        chosen, seconds = [], []
+        for seed in range(draws):
+            train, held = _synthetic_draw(seed, schedules)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                t0 = time.perf_counter()
+                sel = select_curve_law(train)
+                seconds.append(time.perf_counter() - t0)
+            chosen.append(sel.candidates.loc[sel.candidates["chosen"], "method"].iloc[0])
+            per["ours_loso"].append(_errors(sel.fit, held)["mean_PredE"])
+            per["ours_objective"].append(_errors(_fit_of(sel, MULTI_START), held)["mean_PredE"])
+            per["reference_numpy"].append(_errors(_fit_of(sel, REGULARISED), held)["mean_PredE"])
+        arr = {k: np.array(v) for k, v in per.items()}
+        ref = arr["reference_numpy"]
+        res: dict = {
+            "setting": f"{schedules} fitted schedules ({', '.join(train)}); held out: "
+            f"{', '.join(held)}; MPL 400M parameters, 20 log-spaced points, 0.3% noise, "
+            f"draws 0..{draws - 1}",
+            "chosen": {m: chosen.count(m) for m in sorted(set(chosen))},
+            "select_s_median": round(float(np.median(seconds)), 2),
+        }
+        for k, v in arr.items():
+            res[k] = {
+                "PredE_per_draw": [round(float(x), 6) for x in v],
+                "median": float(np.median(v)),
+                "mean": float(v.mean()),
+                "max": float(v.max()),
+            }
+        for k in ("ours_loso", "ours_objective"):
+            res[f"{k}_draws_at_or_below_reference"] = int((arr[k] <= ref * (1 + 1e-9)).sum())
+            res[f"ratio_{k}_over_reference_median"] = float(np.median(arr[k]) / np.median(ref))
+            res[f"ratio_{k}_over_reference_mean"] = float(arr[k].mean() / ref.mean())
+        if with_reference:
+            train, _ = _synthetic_draw(0, schedules)
+            res["draw0_torch_vs_numpy"] = _torch_check([c for k in train for c in train[k]])
+        out[f"{schedules}_schedules"] = res
     return out
+
+
+def _torch_check(curves: list[tuple]) -> dict:
+    """The torch reference against the numpy procedure on the same curves."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t0 = time.perf_counter()
+        ours = fit_multi_power_regularised(curves)
+        t_np = time.perf_counter() - t0
+        theirs, t_torch = reference_procedure(curves)
+    a = np.array([getattr(ours, k) for k in NAMES])
+    b = np.array([getattr(theirs, k) for k in NAMES])
+    return {
+        "max_rel_param_diff": float(np.max(np.abs(a - b) / np.abs(b))),
+        "numpy_s": round(t_np, 2),
+        "torch_s": round(t_torch, 2),
+    }
 
 
 def public(
@@ -283,16 +386,26 @@ def public(
         )
     if with_reference:
         fit, seconds = reference_procedure([runs[n] for n in train_names])
-        out["reference_procedure"] = {
+        ours = np.array([out["reference_numpy"]["params"][k] for k in NAMES])
+        theirs = np.array([getattr(fit, k) for k in NAMES])
+        out["reference_torch"] = {
             "fit_s": round(seconds, 2),
             "params": {k: getattr(fit, k) for k in NAMES},
+            "max_rel_param_diff_from_numpy": float(np.max(np.abs(ours - theirs) / np.abs(theirs))),
             **_errors(fit, test),
         }
-    base = out.get("reference_procedure") or out.get("published_params")
-    if base:
-        out["ratio_ours_loso_over_baseline_PredE"] = (
-            out["ours_loso"]["mean_PredE"] / base["mean_PredE"]
-        )
+    # The procedure's outcome moves with the order the curves are summed in (rounding that its
+    # finite-difference proxy fit and early stop amplify): the same fit, curves reversed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rev = fit_multi_power_regularised([runs[n] for n in reversed(train_names)])
+    out["reference_numpy_curves_reversed"] = {
+        "params": {k: getattr(rev, k) for k in NAMES},
+        **_errors(rev, test),
+    }
+    base = out["reference_numpy"]["mean_PredE"]
+    out["ratio_ours_loso_over_reference_PredE"] = out["ours_loso"]["mean_PredE"] / base
+    out["ratio_ours_objective_over_reference_PredE"] = out["ours_objective"]["mean_PredE"] / base
     return out
 
 
@@ -303,9 +416,10 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="400", help="comma-separated: 25,100,400")
     parser.add_argument(
-        "--reference", action="store_true", help="also run the authors' recipe (torch)"
+        "--reference", action="store_true", help="also run the torch version of their recipe"
     )
     parser.add_argument("--no-synthetic", action="store_true")
+    parser.add_argument("--draws", type=int, default=10, help="synthetic noise draws per setting")
     parser.add_argument(
         "--train", default=",".join(TRAIN), help="the curves fitted (the paper's: default)"
     )
@@ -313,7 +427,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result: dict = {}
     if not args.no_synthetic:
-        result["synthetic"] = synthetic()
+        result["synthetic"] = synthetic(args.draws, args.reference)
     if args.public:
         for size in args.sizes.split(","):
             folder = (

@@ -1,7 +1,9 @@
 """Loss-curve-law figure: the multi-power law (Luo et al. 2025; ALGORITHMS.md §4) fitted on the
 *eval* losses of some schedules with their exact per-step LR, chosen among its multi-start
-optima by leave-one-schedule-out error (:mod:`analysis.curve_validation`), and used to predict
-a held-out schedule from its LR sequence alone — the prediction drawn over the measured points.
+optima and its authors' regularised fit by leave-one-schedule-out error — or, with fewer than
+three fitted schedules, where that cannot discriminate, the regularised fit — (the rule of
+:mod:`analysis.curve_validation`), and used to predict a held-out schedule from its LR sequence
+alone — the prediction drawn over the measured points.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.curve_validation import CurveLawSelection, select_curve_law
+from analysis.curve_validation import (
+    MULTI_START,
+    REGULARISED,
+    CurveLawSelection,
+    select_curve_law,
+)
 from analysis.figures._common import (
     FigureUnavailable,
     family_color,
@@ -189,16 +196,20 @@ def curve_law_figure(
     best_obj = cands.sort_values("objective").iloc[0]
     chosen = cands.loc[cands["chosen"]].iloc[0]
     first = by_member[train[0]][0]
+    n_ms = int((cands["method"] == MULTI_START).sum())
+    pool = f"{n_ms} multi-start optim{'um' if n_ms == 1 else 'a'}" + (
+        " and the law authors' regularised fit" if (cands["method"] == REGULARISED).any() else ""
+    )
     why = (
-        f"chosen by leave-one-schedule-out error {_pct(chosen['loso_error'])} among "
-        f"{len(cands)} multi-start optima"
+        f"chosen by leave-one-schedule-out error {_pct(chosen['loso_error'])} among {pool}: "
+        + ("the regularised fit" if chosen["method"] == REGULARISED else "a multi-start optimum")
         + (
             f" (the lowest training objective's would be {_pct(best_obj['loso_error'])})"
             if best_obj["candidate"] != chosen["candidate"]
-            else " (also the lowest training objective)"
+            else ", also the lowest training objective"
         )
         if not sel.note
-        else sel.note
+        else f"candidates: {pool}; {sel.note}"
     )
     losses = np.concatenate([c["losses"] for m in by_member for c in by_member[m]])
     lo, hi = float(losses.min()), float(np.percentile(losses, 90))

@@ -25,7 +25,8 @@ def test_analysis_imports_without_ray_torch_or_trials():
     # with trials.schedules): it imports neither ray, nor torch, nor trials.
     imports = (
         "import analysis, analysis.horizons, analysis.report, analysis.figures, analysis.tables, "
-        "analysis.scaling, analysis.curves, analysis.curve_validation, analysis.compare, "
+        "analysis.scaling, analysis.curves, analysis.curve_validation, analysis.curve_regularised, "
+        "analysis.compare, "
         "analysis.law_curves, analysis.summary, analysis.grid, analysis.noise"
     )
     assert _loaded_after(imports, ("torch", "ray", "trials", "orchestrator")) == []

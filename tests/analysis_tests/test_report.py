@@ -5,6 +5,7 @@ comparison of two sweeps rendered."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -224,6 +225,14 @@ def test_curve_law_panel_fits_eval_curves_and_shows_the_held_out_prediction(repo
     ).group(1)
     assert "fitted on the eval losses of constant, cosine with the exact per-step LR" in caption
     assert "wsd (held out): mean |rel err|" in caption and "multi-start optima" in caption
+    # two fitted schedules: LOSO cannot discriminate, the regularised fit is chosen, and the
+    # caption says so (the rule in general, then which rule chose here)
+    caption = html.unescape(caption)
+    assert "with fewer than 3 fitted schedules, where that cannot discriminate" in caption
+    assert (
+        "leave-one-schedule-out cannot discriminate (2 training schedules; it needs ≥ 3): "
+        "chose the regularised fit (Luo et al.'s procedure" in caption
+    )
     # the LR-annealing law predicts the held-out schedule too (dotted), with its error
     assert any(n.startswith("wsd: LR-annealing law, predicted — mean |rel err|") for n in names)
     assert "LR-annealing law (Tissue et al. 2024, dotted), held out: wsd: mean |rel err|" in caption
