@@ -41,13 +41,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.stats import linregress
 
 from analysis._curve_fit import Curve, check_curves
 from analysis._curve_terms import loss_drop, prepare_curve
 from analysis._huber import huber, huber_psi
 from analysis._law_problems import MPL_NAMES, mpl_flags
+from analysis._lbfgsb_batch import minimize_many
 from analysis._threads import single_threaded
 from analysis.curves import MultiPowerFit
 from analysis.fit_checks import require_points
@@ -184,19 +184,24 @@ def proxy_start(curves: Sequence[Curve], delta: float = 1e-3) -> np.ndarray:
     ends = np.cumsum([len(st) for _, st, _ in curves])
     spans = list(zip([0, *ends[:-1]], ends, strict=True))
 
-    def proxy(q: np.ndarray) -> tuple[float, np.ndarray]:
-        """The objective at q and its forward-difference gradient, as scipy's 2-point scheme
-        with absolute step ``eps`` forms it, the five points evaluated in one batch. Summed
-        curve by curve, as the authors do: the finite differences see every rounding, and
-        this keeps their optimum to the last digit."""
-        rows = np.repeat(q[None, :], 5, axis=0)  # (5, 4): q, then q + h·e_i
-        rows[1:, :][np.diag_indices(4)] = q + _fd_steps(q)
-        pred = rows[:, :1] + rows[:, 1:2] * s1 ** (-rows[:, 2:3]) - rows[:, 3:4] * below
-        terms = huber(log_loss - np.log(np.maximum(pred, 1e-10)), delta)  # (5, n)
-        total = np.zeros(5)
+    def proxy(qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The objective at each row of qs and its forward-difference gradient, as scipy's
+        2-point scheme with absolute step ``eps`` forms it, every point and its four shifted
+        copies evaluated in one batch. Summed curve by curve, as the authors do: the finite
+        differences see every rounding, and this keeps their optimum to the last digit."""
+        k = len(qs)
+        rows = np.repeat(qs, 5, axis=0).reshape(k, 5, 4)  # per point: q, then q + h·e_i
+        shifted = qs + _fd_steps(qs)
+        idx = np.arange(4)
+        rows[:, 1 + idx, idx] = shifted
+        flat = rows.reshape(5 * k, 4)
+        pred = flat[:, :1] + flat[:, 1:2] * s1 ** (-flat[:, 2:3]) - flat[:, 3:4] * below
+        terms = huber(log_loss - np.log(np.maximum(pred, 1e-10)), delta)  # (5k, n)
+        total = np.zeros(5 * k)
         for lo, hi in spans:
             total = total + terms[:, lo:hi].sum(axis=1)
-        return float(total[0]), (total[1:] - total[0]) / (np.diagonal(rows[1:]) - q)
+        total = total.reshape(k, 5)
+        return total[:, 0], (total[:, 1:] - total[:, :1]) / (shifted - qs)
 
     a0, alpha0 = float(np.exp(intercept)), float(-slope)
     grid = itertools.product(
@@ -205,17 +210,11 @@ def proxy_start(curves: Sequence[Curve], delta: float = 1e-3) -> np.ndarray:
         np.linspace(alpha0 - 0.1, alpha0 + 0.1, 3),
         np.linspace(100, 1000, 3),
     )
-    options = {"maxiter": 100000, "ftol": 1e-9, "gtol": 1e-6}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        best = min(
-            (
-                minimize(proxy, np.array(g), jac=True, method="L-BFGS-B",
-                         bounds=[(0, None)] * 4, options=options)
-                for g in grid
-            ),
-            key=lambda r: r.fun,
-        )  # fmt: skip
-    return np.asarray(best.x, dtype=np.float64)
+        fits = minimize_many(proxy, [np.array(g) for g in grid], ftol=1e-9, gtol=1e-6,
+                             maxiter=100000)  # fmt: skip
+    best_x, _ = min(fits, key=lambda r: r[1])  # the first of equal optima, as min() over scipy's
+    return np.asarray(best_x, dtype=np.float64)
 
 
 def _fd_steps(q: np.ndarray) -> np.ndarray:
