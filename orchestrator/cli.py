@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.search is not None:
         print(_search_line(outcome.search))
     if args.report:
-        _write_report(outcome.store, outcome.sweep_id, args.report)
+        _report_one(outcome.store, outcome.sweep_id, args.report)
     return 1 if outcome.failed else 0
 
 
@@ -101,11 +101,14 @@ def _search_line(search: object) -> str:
     return line
 
 
-def _write_report(store: str, sweep_id: str, out: str) -> None:
-    from orchestrator.reporting import write_sweep_report
+def _report_one(store: str, sweep_id: str, out: str) -> None:
+    """Write one sweep's report; print its path, then its warnings (grid edges, trend, noise)."""
+    from orchestrator.reporting import report_sweep
 
-    path = write_sweep_report(store, sweep_id, out)
+    path, warnings = report_sweep(store, sweep_id, out)
     print(f"report: {path}")
+    for line in warnings:
+        print(f"warning: {sweep_id}: {line}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -114,9 +117,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = _store_of(args)
     sweeps = list(dict.fromkeys([*args.sweep, *(args.compare or [])]))
     if len(sweeps) == 1:
-        _write_report(store, sweeps[0], args.output)
-    else:
-        print(f"report: {write_comparison(store, sweeps, args.output)} ({len(sweeps)} sweeps side by side)")
+        _report_one(store, sweeps[0], args.output)
+        return 0
+    print(f"report: {write_comparison(store, sweeps, args.output)} ({len(sweeps)} sweeps side by side)")
     for sweep in sweeps:
         for line in report_warnings(store, sweep):
             print(f"warning: {sweep}: {line}")

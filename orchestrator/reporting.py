@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "LRSequences",
@@ -17,6 +18,7 @@ __all__ = [
     "fit_table",
     "load_sweep_frames",
     "load_sweep_results",
+    "report_sweep",
     "report_warnings",
     "write_comparison",
     "write_sweep_report",
@@ -129,12 +131,18 @@ def load_sweep_results(store: str, sweep_id: str) -> Any:
 
 def write_sweep_report(store: str, sweep_id: str, out: str | Path) -> Path:
     """Write one sweep's HTML report."""
+    return report_sweep(store, sweep_id, out)[0]
+
+
+def report_sweep(store: str, sweep_id: str, out: str | Path) -> tuple[Path, list[str]]:
+    """Write one sweep's HTML report; also return :func:`report_warnings`' sentences, from the
+    frames the report was drawn from (the store is read once)."""
     from analysis.report import write_report
 
     r = load_sweep_results(store, sweep_id)
     write_report(out, r.lineages, r.curves, r.final_losses, plan=r.plan, sweep=r.sweep,
                  title=f"lrsweep report: {sweep_id}", lr_sequences=r.lr_sequences, search=r.search)  # fmt: skip
-    return Path(out)
+    return Path(out), _warnings(r.final_losses)
 
 
 def write_comparison(store: str, sweep_ids: Sequence[str], out: str | Path) -> Path:
@@ -149,10 +157,13 @@ def write_comparison(store: str, sweep_ids: Sequence[str], out: str | Path) -> P
 
 def report_warnings(store: str, sweep_id: str) -> list[str]:
     """The sentences the CLI prints after a report or a fit: grid edges, the trend, the noise."""
+    return _warnings(load_sweep_frames(store, sweep_id)["final_losses"])
+
+
+def _warnings(fl: pd.DataFrame) -> list[str]:
     from analysis.horizons import loss_table, seed_losses
     from analysis.summary import summary_sentences
 
-    fl = load_sweep_frames(store, sweep_id)["final_losses"]
     if fl.empty:
         return []
     keep = (

@@ -16,6 +16,7 @@ from analysis._huber import huber
 from analysis.curve_regularised import (
     ADAMW,
     AdamWSettings,
+    _line,
     _objective,
     adamw_phase,
     adamw_step,
@@ -223,3 +224,11 @@ def test_the_fit_does_not_depend_on_the_lr_units(two_curves):
     assert fit.start is not None and (fit.start["C"], fit.start["beta"]) == (1.0, 0.5)
     assert fit.objective == pytest.approx(_objective(two_curves, 1e-3)(
         np.array([fit.L0, fit.A, fit.alpha, fit.B, fit.C, fit.beta, fit.gamma]))[0], rel=1e-12)  # fmt: skip
+
+
+def test_the_start_line_is_linregress_to_the_last_bit():
+    rng = np.random.default_rng(3)
+    for n in (3, 40, 1001):
+        x, y = np.log(rng.uniform(1e-3, 10, n)), rng.normal(size=n)
+        slope, intercept, *_ = linregress(x, y)
+        assert _line(x, y) == (slope, intercept)
