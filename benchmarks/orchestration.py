@@ -69,7 +69,7 @@ def plain_tune(lineages: list, reuse: bool, cores: int) -> dict:
     began = time.perf_counter()
     tuner = tune.Tuner(
         tune.with_resources(plain_trainable, {"cpu": 1}),
-        param_space={"lineage": tune.grid_search([l.to_dict() for l in lineages])},
+        param_space={"lineage": tune.grid_search([spec.to_dict() for spec in lineages])},
         tune_config=tune.TuneConfig(reuse_actors=reuse),
         run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="bench-tune-"), verbose=0),
     )

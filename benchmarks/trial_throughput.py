@@ -21,7 +21,6 @@ import torch
 
 from trials.lineage import run_lineage
 from trials.lineage_spec import AveragerSpec, LineageSpec
-from trials.optimizers import build_optimizer
 from trials.workloads import build_workload
 
 FOUR = (

@@ -3,6 +3,7 @@ exception; anything else is a bug and is not swallowed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,7 @@ def test_trial_with_a_corrupt_checkpoint_is_one_line_and_never_unpickled(capsys,
     trunk.mkdir(parents=True)
     (trunk / "0000000032.pt").write_bytes(b"\x80\x04not a checkpoint")
     (trunk / "0000000032.json").write_text(
-        '{"format": 2, "lineage_id": "%s", "step": 32, "branch": null, "averagers": []}' % spec.lineage_id)
+        json.dumps({"format": 2, "lineage_id": spec.lineage_id, "step": 32, "branch": None, "averagers": []}))
     code, _, err = run(capsys, "trial", str(setting), "--checkpoint-dir", str(tmp_path / "ck"),
                        "-o", str(tmp_path / "c.csv"))
     assert code == 2

@@ -90,5 +90,5 @@ def test_embedded_ray_listens_only_on_loopback():
     data = json.loads(out.stdout.strip().splitlines()[-1])
     assert data["node_ip"] == "127.0.0.1"
     assert len(data["listeners"]) >= 3, data  # gcs, raylet, a worker: the probe saw Ray's sockets
-    exposed = [l for l in data["listeners"] if l[1] not in LOOPBACK]
+    exposed = [s for s in data["listeners"] if s[1] not in LOOPBACK]
     assert exposed == []

@@ -39,7 +39,7 @@ def make_iterates(n: int, seed: int = 0) -> list[list[torch.Tensor]]:
     current = [torch.randn(s, generator=g) for s in SHAPES]
     out = []
     for _ in range(n):
-        current = [c + 0.1 * torch.randn(s, generator=g) for c, s in zip(current, SHAPES)]
+        current = [c + 0.1 * torch.randn(s, generator=g) for c, s in zip(current, SHAPES, strict=True)]
         out.append([c.clone() for c in current])
     return out
 
@@ -48,7 +48,7 @@ def drive(aset: AveragerSet, params: list[torch.Tensor], iterates: list[list[tor
     """Load each iterate into the live params, then call update as a training loop would."""
     for i, theta in enumerate(iterates):
         with torch.no_grad():
-            for p, t in zip(params, theta):
+            for p, t in zip(params, theta, strict=True):
                 p.copy_(t)
         aset.update(first_step + i)
 
@@ -57,7 +57,7 @@ def weighted(iterates: list[list[torch.Tensor]], weights: list[float]) -> list[t
     """sum_s w_s theta_s in float64."""
     assert math.isclose(sum(weights), 1.0, rel_tol=1e-12)
     return [
-        sum(w * theta[i].double() for w, theta in zip(weights, iterates))  # type: ignore[misc]
+        sum(w * theta[i].double() for w, theta in zip(weights, iterates, strict=True))  # type: ignore[misc]
         for i in range(len(SHAPES))
     ]
 
@@ -68,13 +68,13 @@ def stack_mean(iterates: list[list[torch.Tensor]]) -> list[torch.Tensor]:
 
 def assert_close(actual: list[torch.Tensor], expected: list[torch.Tensor]) -> None:
     assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
         torch.testing.assert_close(a.double(), e.double(), rtol=1e-5, atol=1e-6)
 
 
 def assert_equal(actual: list[torch.Tensor], expected: list[torch.Tensor]) -> None:
     assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
         assert a.dtype == e.dtype and torch.equal(a, e)
 
 
@@ -139,7 +139,7 @@ class AveragerContract:
             with aset.swapped(aset.labels[0]):
                 with torch.no_grad():
                     params[1].mul_(7.0)  # the body may even scribble on the weights
-                1 / 0
+                1 / 0  # noqa: B018  (the body raises)
         assert_equal([p.detach() for p in params], before)
 
     def test_float64_cpu_storage_equals_averaging_float64_params(self) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,7 +45,7 @@ def test_a_planted_checkpoint_is_refused_and_never_runs(tmp_path):
         torch.save({"format": 2, "lineage_id": spec.lineage_id, "step": 40, "branch": None,
                     "evil": _Payload(str(marker))}, handle, pickle_protocol=pickle.HIGHEST_PROTOCOL)
     (path.with_suffix(".json")).write_text(
-        '{"format": 2, "lineage_id": "%s", "step": 40, "branch": null, "averagers": []}' % spec.lineage_id)
+        json.dumps({"format": 2, "lineage_id": spec.lineage_id, "step": 40, "branch": None, "averagers": []}))
     assert store.trunk_checkpoints() == {40: frozenset()}
     with pytest.raises(CheckpointError, match=r"checkpoint .*0000000040\.pt cannot be used: not a safe lrsweep checkpoint"):
         store.load_trunk(40)

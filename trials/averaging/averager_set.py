@@ -90,9 +90,9 @@ class AveragerSet:
                 raise ConfigError("averagers.label", key, "unique within a lineage (per eval_at)")
             self._slots[key] = _Slot(label, spec, averager)
         self._devices = [self.device or p.device for p in self._params]
-        needs_staging = any(p.device != d or p.dtype != dtype for p, d in zip(self._params, self._devices))
+        needs_staging = any(p.device != d or p.dtype != dtype for p, d in zip(self._params, self._devices, strict=True))
         self._staging: list[torch.Tensor] | None = (
-            [torch.empty(p.shape, device=d, dtype=dtype) for p, d in zip(self._params, self._devices)]
+            [torch.empty(p.shape, device=d, dtype=dtype) for p, d in zip(self._params, self._devices, strict=True)]
             if needs_staging
             else None
         )
@@ -233,7 +233,7 @@ class AveragerSet:
         if len(tensors) != len(self._params):
             raise ValueError(f"state has {len(tensors)} tensors, this set averages {len(self._params)}")
         out = []
-        for t, p, d in zip(tensors, self._params, self._devices):
+        for t, p, d in zip(tensors, self._params, self._devices, strict=True):
             if t.shape != p.shape:
                 raise ValueError(f"state tensor of shape {tuple(t.shape)} for a parameter of shape {tuple(p.shape)}")
             out.append(t.detach().to(device=d, dtype=self.dtype, copy=True))
