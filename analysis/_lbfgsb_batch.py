@@ -9,8 +9,9 @@ evaluates the points the unfinished starts ask for together, so each start recei
 values scipy's own driver would hand it — the same iterates, the same result to the last bit
 (tested against ``minimize``) — at a fraction of the cost.
 
-``setulb``'s signature is scipy's since 1.15 (the C translation of L-BFGS-B); on another scipy,
-or where it cannot be found, :func:`minimize_many` runs ``minimize`` on each start instead.
+``setulb``'s signature is scipy's since 1.15 (the C translation of L-BFGS-B); on an older scipy,
+or where ``setulb`` is missing or refuses those arguments, :func:`minimize_many` runs
+``minimize`` on each start instead.
 """
 
 from __future__ import annotations
@@ -103,6 +104,12 @@ def minimize_many(
     nbd = np.ones(n, dtype=np.int32)  # 1: bounded below only
     factr, m = ftol / np.finfo(float).eps, maxcor
     states = [_Start(s, m) for s in starts]
+    try:  # a scipy whose setulb takes other arguments: scipy's own driver, one start at a time
+        probe = _Start(starts[0], m)
+        setulb(m, probe.x, low, up, nbd, probe.f, probe.g, factr, gtol, probe.wa, probe.iwa,
+               probe.task, probe.lsave, probe.isave, probe.dsave, maxls, probe.ln_task)  # fmt: skip
+    except TypeError:
+        return _one_by_one(fun, starts, lower, ftol, gtol, maxiter, maxfun, maxcor, maxls)
     values, grads = fun(np.stack(starts))  # scipy's ScalarFunction evaluates x0 on creation
     for st, v, g in zip(states, values, grads, strict=True):
         st.cached_x, st.cached, st.nfev = st.x.copy(), (float(v), np.array(g)), 1
