@@ -85,6 +85,7 @@ class SweepProgress:
         self.began = clock()
         self.first_report: float | None = None
         self._last_line = self.began
+        self._printed: str | None = None  # the last line printed in line mode
         self._live: Live | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -99,8 +100,8 @@ class SweepProgress:
             self._live.update(self.render())
             self._live.__exit__(*exc)
             self.console.line()
-        elif self.enabled:
-            self.console.print(self.line(), highlight=False, soft_wrap=True)
+        elif self.enabled and self.line() != self._printed:  # the closing line, unless just printed
+            self._print_line()
 
     # ---- updates ------------------------------------------------------------------------
     def update(self, lineage_id: str, *, state: str | None = None, tokens: int | None = None,
@@ -129,7 +130,11 @@ class SweepProgress:
             self._live.update(self.render())
         elif self.clock() - self._last_line >= self.interval:
             self._last_line = self.clock()
-            self.console.print(self.line(), highlight=False, soft_wrap=True)
+            self._print_line()
+
+    def _print_line(self) -> None:
+        self._printed = self.line()
+        self.console.print(self._printed, highlight=False, soft_wrap=True)
 
     # ---- numbers ------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

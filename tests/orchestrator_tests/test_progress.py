@@ -62,6 +62,16 @@ def test_line_mode_prints_every_interval_and_at_the_end():
     assert len(lines) == 2 and lines[-1].startswith("lrsweep: 2/2 lineages done, 0 running, 1 diverged, 4k/4k tokens (100%)")
 
 
+
+def test_the_closing_line_is_not_repeated_when_the_last_interval_line_says_the_same():
+    p, clock, buf = progress()
+    with p:
+        p.update("aaaaaaaaaaaa", state="completed")
+        clock.now = 111.0
+        p.update("bbbbbbbbbbbb", state="completed")  # the interval line: 2/2 done
+    lines = buf.getvalue().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lrsweep: 2/2 lineages done, 0 running, 4k/4k tokens (100%)")
+
 def test_the_terminal_table_shows_each_running_lineage():
     clock, buf = Clock(), io.StringIO()
     p = SweepProgress([("aaaaaaaaaaaa", 1000, "constant+wsd lr=0.01 seed=0")], live=True, clock=clock,
