@@ -272,15 +272,37 @@ def test_driver_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path):
     assert (after.loc[finished_before.index] == finished_before).all()  # not trained again
 
 
-def _trial_worker_pids() -> list[int]:
+def _parent(pid: str) -> int | None:
+    try:
+        stat = open(f"/proc/{pid}/stat", "rb").read().decode(errors="replace")
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: ppid
+
+
+def _trial_worker_pids(driver: int) -> list[int]:
+    """Tune's trial workers under ``driver`` (its embedded Ray's raylet forks them): never
+    another sweep's on the same machine."""
+    parents = {int(pid): _parent(pid) for pid in filter(str.isdigit, os.listdir("/proc"))}
+
+    def under_driver(pid: int) -> bool:
+        seen = set()
+        while pid not in seen and pid not in (None, 0, 1):
+            if pid == driver:
+                return True
+            seen.add(pid)
+            pid = parents.get(pid)
+        return False
+
     pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in parents:
         try:
             cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if cmd.startswith("ray::ImplicitFunc") or "ray::_Inner" in cmd or cmd.startswith("ray::tune_trainable"):
-            pids.append(int(pid))
+        trial = cmd.startswith("ray::ImplicitFunc") or "ray::_Inner" in cmd or cmd.startswith("ray::tune_trainable")
+        if trial and under_driver(pid):
+            pids.append(pid)
     return pids
 
 
@@ -296,7 +318,7 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     while time.monotonic() < deadline and not killed:
         time.sleep(0.2)
         if list(ckpts.glob("*/trunk/*.json")):
-            for pid in _trial_worker_pids():
+            for pid in _trial_worker_pids(proc.pid):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
     assert killed, "no trial worker found to kill"
