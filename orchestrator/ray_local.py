@@ -99,6 +99,28 @@ def _start_reaper() -> str | None:
     return token
 
 
+class _DefaultAuthNotice(logging.Filter):
+    """Drops Ray's notice that a new local cluster enables token authentication by default.
+
+    The embedded Ray keeps that default (its processes authenticate with the token in
+    ``~/.ray/auth_token``, which Ray creates if missing) and listens on 127.0.0.1 only; the
+    notice, a WARNING telling the user how to opt out, would be the first line of every
+    ``lrsweep run``. Only that message is dropped, and only once an embedded Ray is started:
+    joining a cluster shows Ray's messages as they are.
+    """
+
+    PREFIX = "Token authentication is enabled for this Ray cluster"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.PREFIX)
+
+
+def _quiet_default_auth_notice() -> None:
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DefaultAuthNotice) for f in logger.filters):
+        logger.addFilter(_DefaultAuthNotice())
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> str:
     """Start an embedded local Ray (default) or join ``address`` / ``RAY_ADDRESS``.
 
@@ -118,6 +140,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpu
         token = _start_reaper()
         if token is not None:
             os.environ[MARKER_ENV] = token
+        _quiet_default_auth_notice()
         try:
             ray.init(
                 address="local", num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,

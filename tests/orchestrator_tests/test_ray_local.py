@@ -154,3 +154,21 @@ def test_a_sweep_runs_under_a_long_tmpdir(tmp_path, long_tmpdir):
                          capture_output=True, text=True, timeout=600, env={**os.environ})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "1 completed" in out.stdout
+
+
+def test_the_embedded_ray_keeps_token_auth_without_announcing_it():
+    driver = textwrap.dedent(
+        """
+        import os
+        from orchestrator.ray_local import init_ray
+        init_ray(num_cpus=1)
+        import ray
+        assert ray.get(ray.remote(lambda: 41).remote()) + 1 == 42  # workers authenticate
+        print(os.environ.get("RAY_AUTH_MODE"), flush=True)
+        ray.shutdown()
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["token"]  # Ray's default for a new local cluster, still on
+    assert "Token authentication is enabled" not in out.stderr, out.stderr[-3000:]
