@@ -32,6 +32,7 @@ from analysis.anytime import (
 from analysis.grid import MIN_TREND_POINTS, EdgeWarning, edge_sentences, edge_warnings, lr_trend
 from analysis.horizons import SCOPE, envelope, horizon_multiples, scope_names, select_horizons
 from analysis.noise import NOISE_RULE
+from analysis.units import si
 
 __all__ = ["grid_warnings", "optima", "summary_sentences"]
 
@@ -263,7 +264,7 @@ def summary_sentences(
             if planned and naive:
                 out.append(
                     f"compute: the plan spends {_pct(planned / naive)} of the naive {kind} "
-                    f"({planned:.3g} vs {naive:.3g}; naive = one run per setting and horizon)."
+                    f"({si(planned)} vs {si(naive)}; naive = one run per setting and horizon)."
                 )
                 break
     return out

@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 from analysis.anytime import best_per_family
 from analysis.horizons import horizon_multiples
 from analysis.tables import SCOPE_COLUMNS, SETTING_COLUMNS
+from analysis.units import si
 
 __all__ = [
     "FAMILY_COLORS",
@@ -107,16 +108,6 @@ def weights_dash(weights: str) -> str:
 def weights_marker(weights: str) -> str:
     """Marker symbol of a weights variant (circle for raw/x, square EMA, diamond SWA, …)."""
     return _MARKER.get(_weights_kind(weights), "x")
-
-
-def si(x: float) -> str:
-    """A count in readable units: 819200 → ``"819K"``, 1.2e6 → ``"1.2M"``, 3e9 → ``"3B"``."""
-    if x is None or not np.isfinite(x):
-        return "?"
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
 
 
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:

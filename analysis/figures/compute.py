@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.figures._common import FigureUnavailable
+from analysis.figures._common import FigureUnavailable, si
 
 __all__ = ["compute_figure", "compute_totals"]
 
@@ -46,6 +46,11 @@ def compute_totals(
     return out
 
 
+def _amount(value: float, name: str) -> str:
+    """``11.5M tokens``, ``6.89T FLOPs``: a bar's label in readable units."""
+    return f"{si(value)} {name}"
+
+
 def compute_figure(plan: dict | None, lineages: pd.DataFrame | None = None) -> go.Figure:
     """Bars of spent and naive compute, as % of naive, with the absolute values as labels."""
     totals = compute_totals(plan, lineages)
@@ -61,7 +66,7 @@ def compute_figure(plan: dict | None, lineages: pd.DataFrame | None = None) -> g
                 y=[100.0] * len(names),
                 name="naive (one run per setting and horizon)",
                 marker_color="#bbbbbb",
-                text=[f"{v:.3g}" for v in naive],
+                text=[_amount(v, n) for v, n in zip(naive, names, strict=True)],
                 textposition="outside",
             ),
             go.Bar(
@@ -69,7 +74,10 @@ def compute_figure(plan: dict | None, lineages: pd.DataFrame | None = None) -> g
                 y=[100.0 * s / n for s, n in zip(spent, naive, strict=True)],
                 name="this sweep's plan",
                 marker_color="#1f77b4",
-                text=[f"{s:.3g} ({100 * s / n:.0f}%)" for s, n in zip(spent, naive, strict=True)],
+                text=[
+                    f"{_amount(s, name)} ({100 * s / n:.0f}%)"
+                    for s, n, name in zip(spent, naive, names, strict=True)
+                ],
                 textposition="outside",
             ),
         ]

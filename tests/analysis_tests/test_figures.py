@@ -6,9 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.figures import FAMILY_COLORS, FigureUnavailable, data_law_figure, family_color
+from analysis.figures import (
+    FAMILY_COLORS,
+    FigureUnavailable,
+    compute_figure,
+    data_law_figure,
+    family_color,
+)
 from analysis.figures._common import log_ticks, si, weights_dash
 from analysis.horizons import loss_table
+from analysis.summary import summary_sentences
 from tests.analysis_tests._frames import frame, rows
 
 H5 = (100, 200, 400, 800, 1600)
@@ -69,6 +76,17 @@ def test_readable_units():
     assert text == ["100K", "200K", "500K", "1M", "2M"] and vals[0] == 1e5
     assert log_ticks(2.05e5, 8.19e5)[1] == ["300K", "400K", "500K", "600K", "800K"]  # denser
     assert log_ticks(3.1e5, 3.2e5)[1] == ["300K", "400K"]  # a very narrow range: its neighbours
+
+
+def test_compute_bars_and_the_compute_sentence_use_readable_units():
+    plan = {"planned_tokens": 6_717_440, "naive_tokens": 11_468_800,
+            "planned_flops": 4.03e12, "naive_flops": 6.89e12}  # fmt: skip
+    bars = compute_figure(plan).data
+    assert list(bars[0].text) == ["11.5M tokens", "6.89T FLOPs"]
+    assert list(bars[1].text) == ["6.72M tokens (59%)", "4.03T FLOPs (58%)"]
+    table = loss_table(frame(rows("constant", 0.01, "raw", {100: [3.0], 200: [2.8], 400: [2.6]})))
+    (sentence,) = [s for s in summary_sentences(table, plan=plan) if s.startswith("compute:")]
+    assert "(6.72M vs 11.5M;" in sentence and "59% of the naive tokens" in sentence
 
 
 def test_colours_are_fixed_by_name_not_by_rank():
