@@ -295,5 +295,6 @@ def test_probes_catch_a_range_wider_than_the_implementation() -> None:
     optimizer refuses."""
     wide = dataclasses.replace(catalog.OPTIMIZERS["normuon"].param("beta2"),  # type: ignore[arg-type]
                                bounds=catalog.Bounds(0, 1))
-    good, _ = probes(wide)
-    assert 1 in good and wide.accepts(1) and not _builds_with("normuon", {"beta2": 1})
+    good, bad = probes(wide)
+    with pytest.raises(AssertionError, match=r"normuon\.beta2: the card accepts 1, the implementation refuses it"):
+        _assert_safe("normuon", wide, good, bad, wide.accepts, lambda v: _builds_with("normuon", {"beta2": v}))
