@@ -30,7 +30,28 @@ __all__ = [
 ]
 
 
-class _ScheduleFreeReference(torch.optim.Optimizer):
+class StoredXYModes(torch.optim.Optimizer):
+    """``eval()`` / ``train()`` of a reference that stores x and y explicitly: copy the one the
+    mode evaluates at into the parameters (the reference package's behaviour)."""
+
+    @torch.no_grad()
+    def eval(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if "x" in self.state[p]:
+                    p.copy_(self.state[p]["x"])
+            group["train_mode"] = False
+
+    @torch.no_grad()
+    def train(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if "y" in self.state[p]:
+                    p.copy_(self.state[p]["y"])
+            group["train_mode"] = True
+
+
+class _ScheduleFreeReference(StoredXYModes):
     schedule_free = True
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
@@ -50,22 +71,6 @@ class _ScheduleFreeReference(torch.optim.Optimizer):
 
     def interpolation(self, group: dict[str, Any]) -> float:
         return self._beta(group)
-
-    @torch.no_grad()
-    def eval(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if "x" in self.state[p]:
-                    p.copy_(self.state[p]["x"])
-            group["train_mode"] = False
-
-    @torch.no_grad()
-    def train(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if "y" in self.state[p]:
-                    p.copy_(self.state[p]["y"])
-            group["train_mode"] = True
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:

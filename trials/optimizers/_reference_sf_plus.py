@@ -17,10 +17,12 @@ from typing import Any
 
 import torch
 
+from trials.optimizers._reference import StoredXYModes
+
 __all__ = ["ScheduleFreePlusReference"]
 
 
-class ScheduleFreePlusReference(torch.optim.Optimizer):
+class ScheduleFreePlusReference(StoredXYModes):
     schedule_free = True
     needs_loss = True
 
@@ -34,22 +36,6 @@ class ScheduleFreePlusReference(torch.optim.Optimizer):
 
     def interpolation(self, group: dict[str, Any]) -> float:
         return group["sf_beta1_current"]
-
-    @torch.no_grad()
-    def eval(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if "x" in self.state[p]:
-                    p.copy_(self.state[p]["x"])
-            group["train_mode"] = False
-
-    @torch.no_grad()
-    def train(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if "y" in self.state[p]:
-                    p.copy_(self.state[p]["y"])
-            group["train_mode"] = True
 
     @torch.no_grad()
     def step_func(self, f: float) -> float:

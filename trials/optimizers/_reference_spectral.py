@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trials.optimizers._reference import StoredXYModes
+
 __all__ = ["MuonReference", "NorMuonReference", "ScheduleFreeNorMuonReference", "polar_factor"]
 
 _A, _B, _C = 3.4445, -4.7750, 2.0315
@@ -110,7 +112,7 @@ class NorMuonReference(MuonReference):
         return d
 
 
-class ScheduleFreeNorMuonReference(torch.optim.Optimizer):
+class ScheduleFreeNorMuonReference(StoredXYModes):
     """SF-NorMuon with explicit x, y, z (module doc of :mod:`trials.optimizers.schedule_free_normuon`)."""
 
     schedule_free = True
@@ -121,22 +123,6 @@ class ScheduleFreeNorMuonReference(torch.optim.Optimizer):
 
     def interpolation(self, group: dict[str, Any]) -> float:
         return group["betas"][0]
-
-    @torch.no_grad()
-    def eval(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if "x" in self.state[p]:
-                    p.copy_(self.state[p]["x"])
-            group["train_mode"] = False
-
-    @torch.no_grad()
-    def train(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if "y" in self.state[p]:
-                    p.copy_(self.state[p]["y"])
-            group["train_mode"] = True
 
     def _direction(self, group: dict[str, Any], g: Tensor, state: dict[str, Any], k: int) -> Tensor:
         if group["use_muon"]:
