@@ -15,26 +15,9 @@ import pytest
 from ray_nodes import LocalRayCluster
 
 from orchestrator.query import load_lineages
+from tests.orchestrator_tests.test_jobs import SPEC  # the same small sweep, on a real cluster
 
 pytestmark = pytest.mark.cluster
-
-SPEC = """
-name = "submitted"
-store = "{store}"
-batch_size = 4
-[workload]
-name = "linreg"
-sizes = [{{ dim = 50 }}]
-[[optimizers]]
-name = "sgd"
-lr = [0.05, 0.1]
-[[schedules]]
-name = "constant"
-[horizons]
-steps = [40, 80]
-[resources]
-cpu = 1
-"""
 
 
 @pytest.fixture
