@@ -31,7 +31,7 @@ import math
 import typing
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 if TYPE_CHECKING:
@@ -227,25 +227,12 @@ class SearchSpec(_Model):
             raise _bad("", value, "a table of at least one range, e.g. lr = { low = 1e-3, high = 1e-1, log = true }")
         return value
 
-    @field_validator("sampler")
+    @field_validator("sampler", "objective", "stopping")
     @classmethod
-    def _sampler(cls, value: str) -> str:
-        if value not in SAMPLERS:
-            raise _bad("", value, f"one of {sorted(SAMPLERS)}")
-        return value
-
-    @field_validator("objective")
-    @classmethod
-    def _objective(cls, value: str) -> str:
-        if value not in OBJECTIVES:
-            raise _bad("", value, f"one of {sorted(OBJECTIVES)}")
-        return value
-
-    @field_validator("stopping")
-    @classmethod
-    def _stopping(cls, value: str) -> str:
-        if value not in STOPPING:
-            raise _bad("", value, f"one of {sorted(STOPPING)}")
+    def _choice(cls, value: str, info: ValidationInfo) -> str:
+        choices = {"sampler": SAMPLERS, "objective": OBJECTIVES, "stopping": STOPPING}[info.field_name]
+        if value not in choices:
+            raise _bad("", value, f"one of {sorted(choices)}")
         return value
 
     @model_validator(mode="after")
