@@ -131,18 +131,24 @@ def load_sweep_results(store: str, sweep_id: str) -> Any:
 
 def write_sweep_report(store: str, sweep_id: str, out: str | Path) -> Path:
     """Write one sweep's HTML report."""
-    return report_sweep(store, sweep_id, out)[0]
+    _write_sweep_report(store, sweep_id, out)
+    return Path(out)
 
 
 def report_sweep(store: str, sweep_id: str, out: str | Path) -> tuple[Path, list[str]]:
     """Write one sweep's HTML report; also return :func:`report_warnings`' sentences, from the
     frames the report was drawn from (the store is read once)."""
+    r = _write_sweep_report(store, sweep_id, out)
+    return Path(out), _warnings(r.final_losses)
+
+
+def _write_sweep_report(store: str, sweep_id: str, out: str | Path) -> Any:  # analysis.report.SweepResults (imported lazily)
     from analysis.report import write_report
 
     r = load_sweep_results(store, sweep_id)
     write_report(out, r.lineages, r.curves, r.final_losses, plan=r.plan, sweep=r.sweep,
                  title=f"lrsweep report: {sweep_id}", lr_sequences=r.lr_sequences, search=r.search)  # fmt: skip
-    return Path(out), _warnings(r.final_losses)
+    return r
 
 
 def write_comparison(store: str, sweep_ids: Sequence[str], out: str | Path) -> Path:
