@@ -16,6 +16,7 @@ import pytest
 from orchestrator.planner import plan
 from orchestrator.query import final_losses, load_curve_rows, load_curves, load_lineages, load_runs
 from orchestrator.spec import load_spec
+from tests._procs import descendants, process_table
 from trials.work import wanted_evals
 
 LINREG = """
@@ -272,36 +273,16 @@ def test_driver_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path):
     assert (after.loc[finished_before.index] == finished_before).all()  # not trained again
 
 
-def _parent(pid: str) -> int | None:
-    try:
-        stat = open(f"/proc/{pid}/stat", "rb").read().decode(errors="replace")
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: ppid
-
-
 def _trial_worker_pids(driver: int) -> list[int]:
     """Tune's trial workers under ``driver`` (its embedded Ray's raylet forks them): never
     another sweep's on the same machine."""
-    parents = {int(pid): _parent(pid) for pid in filter(str.isdigit, os.listdir("/proc"))}
-
-    def under_driver(pid: int) -> bool:
-        seen = set()
-        while pid not in seen and pid not in (None, 0, 1):
-            if pid == driver:
-                return True
-            seen.add(pid)
-            pid = parents.get(pid)
-        return False
-
     pids = []
-    for pid in parents:
+    for pid in descendants(driver, process_table()):
         try:
             cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        trial = cmd.startswith("ray::ImplicitFunc") or "ray::_Inner" in cmd or cmd.startswith("ray::tune_trainable")
-        if trial and under_driver(pid):
+        if cmd.startswith("ray::ImplicitFunc") or "ray::_Inner" in cmd or cmd.startswith("ray::tune_trainable"):
             pids.append(pid)
     return pids
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.ray_local import RAY_TEMP_MAX, ray_temp_dir
+from tests._procs import descendants, process_table
 from trials.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,30 +78,6 @@ DRIVER = textwrap.dedent(
 )
 
 
-def _table() -> dict[int, tuple[int, str, str]]:
-    """pid -> (ppid, state, start time) of every live process."""
-    out = {}
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        out[int(name)] = (int(fields[1]), fields[0].decode(), fields[19].decode())
-    return out
-
-
-def _descendants(root: int, table: dict) -> dict[int, str]:
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = {}, [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out[child] = table[child][2]
-            todo.append(child)
-    return out
-
-
 @linux
 def test_no_ray_process_outlives_a_killed_driver(tmp_path, long_tmpdir):
     """SIGKILL a driver that started embedded Ray (under a 65-character TMPDIR): within a few
@@ -114,7 +91,7 @@ def test_no_ray_process_outlives_a_killed_driver(tmp_path, long_tmpdir):
         sockets = json.loads(line)["sockets"]
         assert all(len(os.fsencode(s)) <= 107 and not s.startswith(long_tmpdir) for s in sockets)
         time.sleep(1.0)  # let the watchdog see the tree once more
-        below = _descendants(driver.pid, _table())
+        below = descendants(driver.pid, process_table())
         names = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:40] for pid in below}
         assert any(b"Agent" in n for n in names.values()), names  # the ones that used to linger
         assert len(below) >= 6
@@ -125,7 +102,7 @@ def test_no_ray_process_outlives_a_killed_driver(tmp_path, long_tmpdir):
     alive = below
     while alive and time.monotonic() - killed < 10:
         time.sleep(0.25)
-        table = _table()
+        table = process_table()
         alive = {p: s for p, s in below.items() if p in table and table[p][2] == s and table[p][1] != "Z"}
     outlived = time.monotonic() - killed
     assert not alive, {p: names[p] for p in alive}
