@@ -25,11 +25,26 @@ import math
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from trials.optimizers._arguments import check_bool, check_int, check_number
-from trials.optimizers.newton_schulz import NS_COEFFICIENTS, newton_schulz
+from trials.optimizers.newton_schulz import NS_COEFFICIENTS, NSForm, newton_schulz
 
-__all__ = ["NS_COEFFICIENTS", "Muon", "newton_schulz"]
+__all__ = ["NS_COEFFICIENTS", "Muon", "newton_schulz", "orthogonalized_momentum"]
+
+
+def orthogonalized_momentum(grad: Tensor, state: dict[str, Any], group: dict[str, Any], *,
+                            form: NSForm) -> Tensor:
+    """The Muon family's direction before any scaling: M ← mu·M + (1 − mu)·G (``state``'s
+    ``momentum_buffer``, created at zero), U = (1 − mu)·G + mu·M with Nesterov or M without,
+    O = NS5(U / ‖U‖_F) in ``group["ns_dtype"]`` by the Newton–Schulz ``form``."""
+    mu = group["momentum"]
+    if "momentum_buffer" not in state:
+        state["momentum_buffer"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
+    m = state["momentum_buffer"]
+    m.lerp_(grad, 1.0 - mu)
+    u = grad.lerp(m, mu) if group["nesterov"] else m
+    return newton_schulz(u, group["ns_steps"], dtype=group["ns_dtype"], form=form)
 
 
 class Muon(torch.optim.Optimizer):
@@ -129,21 +144,11 @@ class Muon(torch.optim.Optimizer):
         return loss
 
     def _muon_step(self, group: dict[str, Any]) -> None:
-        lr, mu, decay = group["lr"], group["momentum"], group["weight_decay"]
+        lr, decay = group["lr"], group["weight_decay"]
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = p.grad
-            state = self.state[p]
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            m = state["momentum_buffer"]
-            # M ← mu M + (1 - mu) G
-            m.lerp_(g, 1.0 - mu)
-            # U = (1 - mu) G + mu M  (Nesterov)  or  M
-            u = g.lerp(m, mu) if group["nesterov"] else m
-            # O = NS5(U / ||U||_F)
-            o = newton_schulz(u, group["ns_steps"], dtype=group["ns_dtype"])
+            o = orthogonalized_momentum(p.grad, self.state[p], group, form="fused")
             rows, cols = p.shape
             # W ← W (1 - lr lambda)
             if decay != 0:

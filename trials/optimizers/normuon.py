@@ -35,8 +35,7 @@ import torch
 from torch import Tensor
 
 from trials.optimizers._arguments import check_choice, check_number
-from trials.optimizers.muon import Muon
-from trials.optimizers.newton_schulz import newton_schulz
+from trials.optimizers.muon import Muon, orthogonalized_momentum
 
 __all__ = ["LR_CONVENTIONS", "NorMuon", "row_normalize"]
 
@@ -133,22 +132,15 @@ class NorMuon(Muon):
         self.defaults.update(extra)
 
     def _muon_step(self, group: dict[str, Any]) -> None:
-        lr, mu, decay = group["lr"], group["momentum"], group["weight_decay"]
+        lr, decay = group["lr"], group["weight_decay"]
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = p.grad
             state = self.state[p]
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            # O = NS5(Nesterov momentum), Keller's op order, cast back to the parameter dtype
+            o = orthogonalized_momentum(p.grad, state, group, form="keller")
+            if "second_momentum_buffer" not in state:
                 state["second_momentum_buffer"] = torch.zeros_like(p[..., 0:1])  # (rows, 1)
-            m = state["momentum_buffer"]
-            # M ← mu M + (1 - mu) G
-            m.lerp_(g, 1 - mu)
-            # U = (1 - mu) G + mu M  (Nesterov)  or  M
-            u = g.lerp(m, mu) if group["nesterov"] else m
-            # O = NS5(U), Keller's op order, cast back to the parameter dtype
-            o = newton_schulz(u, group["ns_steps"], dtype=group["ns_dtype"], form="keller")
             # D: row normalisation and the lr convention
             d = row_normalize(
                 o,

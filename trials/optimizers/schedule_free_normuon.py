@@ -36,7 +36,7 @@ from torch import Tensor
 
 from trials.optimizers._arguments import check_bool, check_choice, check_int, check_number
 from trials.optimizers._schedule_free import ScheduleFreeOptimizer
-from trials.optimizers.newton_schulz import newton_schulz
+from trials.optimizers.muon import orthogonalized_momentum
 from trials.optimizers.normuon import LR_CONVENTIONS, LRConvention, row_normalize
 from trials.optimizers.schedule_free_adamw import _check_betas
 
@@ -183,17 +183,10 @@ class ScheduleFreeNorMuon(ScheduleFreeOptimizer):
         return u
 
     def _normuon_direction(self, group: dict[str, Any], grad: Tensor, state: dict) -> Tensor:
-        mu = group["momentum"]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
+        # O = NS5(Nesterov momentum), in the parameter dtype
+        o = orthogonalized_momentum(grad, state, group, form="keller")
+        if "second_momentum_buffer" not in state:
             state["second_momentum_buffer"] = torch.zeros_like(grad[..., 0:1])  # (rows, 1)
-        m = state["momentum_buffer"]
-        # m ← mu m + (1 - mu) g
-        m.lerp_(grad, 1 - mu)
-        # U = (1 - mu) g + mu m  (nesterov)  or  m
-        u = grad.lerp(m, mu) if group["nesterov"] else m
-        # O = NS5(U), in the parameter dtype
-        o = newton_schulz(u, group["ns_steps"], dtype=group["ns_dtype"], form="keller")
         # D = the row-normalised direction under the lr convention
         return row_normalize(
             o,
