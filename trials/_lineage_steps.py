@@ -59,8 +59,10 @@ def _build(spec: LineageSpec) -> _Components:
         group.setdefault("base_lr", group["lr"])
     if is_schedule_free(optimizer):
         optimizer.train()
-    c = _Components(workload, optimizer, trunk_schedule(spec), [p for _, p in named], grad_clip,
-                    DivergenceMonitor(spec.divergence_factor))
+    # The divergence rule's scale: the initial weights' loss on the fixed held-out set, measured
+    # before any update so that an explosion inside the warmup cannot contaminate it.
+    monitor = DivergenceMonitor(spec.divergence_factor, scale=workload.eval_loss())
+    c = _Components(workload, optimizer, trunk_schedule(spec), [p for _, p in named], grad_clip, monitor)
     c.initial = _capture(c, None)
     return c
 

@@ -66,6 +66,38 @@ def test_per_step_table_explosion_rule():
     assert m.ema / (1 - 0.5**6) == pytest.approx(16.328125 / 0.984375, rel=1e-15)
 
 
+def test_per_step_table_explosion_rule_against_a_scale():
+    # factor 2 (8x), patience 2, scale 1: threshold 8 from the very first loss, whatever the
+    # first losses were (start = 10 no longer matters).
+    # loss           9     9     5     9
+    # l > 8 x 1    yes(1) yes(2): diverged
+    m = DivergenceMonitor(2.0, decay=0.5, patience=2, scale=1.0)
+    assert [m.diverged(x) for x in [9.0, 9.0]] == [False, True]
+    m = DivergenceMonitor(2.0, decay=0.5, patience=2, scale=1.0)
+    assert [m.diverged(x) for x in [9.0, 5.0, 9.0]] == [False, False, False]  # a dip resets it
+    # the same sequence without a scale: start_max = 9 inside the first 10, never an explosion
+    m = DivergenceMonitor(2.0, decay=0.5, patience=2)
+    assert not any(m.diverged(x) for x in [9.0, 9.0, 9.0, 9.0])
+
+
+@pytest.mark.parametrize("scale", [None, 0.0, -1.0, math.nan, math.inf])
+def test_a_scale_that_is_not_finite_and_positive_falls_back_to_the_first_losses(scale):
+    assert DivergenceMonitor(5.0, scale=scale).scale is None
+
+
+def test_an_explosion_inside_the_warmup_trips_against_the_initial_loss():
+    """Nano char-GPT, AdamW at peak LR 10 with warmup 10 (its first train losses, rounded):
+    the first ten losses already contain the explosion, so their maximum (3,585) put the
+    threshold at 448k, which the run never reached. Against the initial eval loss it trips at
+    the fifth loss above 125 x 4.2 = 525."""
+    losses = [4.4, 28.5, 74.7, 185.9, 414.5, 752.3, 854.5, 1636.0, 2267.9, 3585.1, 4248.3, 4841.1,
+              3933.7, 5971.0, 5007.5, 6147.5, 5620.8, 4425.1, 9133.3, 7085.1, 8322.9, 9671.8]
+    assert first_trip(losses) is None
+    monitor = DivergenceMonitor(5.0, scale=4.2)
+    trips = [monitor.diverged(x) for x in losses]
+    assert trips.index(True) == 9  # losses 5..9 (752 .. 3,585) are the five above 525
+
+
 def test_a_dip_resets_the_patience():
     m = DivergenceMonitor(2.0, decay=0.5, patience=2, start=100)
     for loss in [1.0, 1.0, 1.0, 1.0, 10.0]:
@@ -191,6 +223,19 @@ def test_state_dict_resumes_exactly():
     assert any(whole_trips)
 
 
+def test_the_scale_survives_a_state_dict_round_trip():
+    first = DivergenceMonitor(5.0, scale=4.2)
+    first.diverged(1.0)
+    second = DivergenceMonitor(5.0)  # a monitor built without it (e.g. rebuilt elsewhere)
+    second.load_state_dict(first.state_dict())
+    assert second.scale == 4.2
+    assert [second.diverged(600.0) for _ in range(5)] == [False] * 4 + [True]
+    older = {k: v for k, v in first.state_dict().items() if k != "scale"}  # written before it
+    third = DivergenceMonitor(5.0, scale=3.0)
+    third.load_state_dict(older)
+    assert third.scale == 3.0
+
+
 def test_a_huge_factor_never_trips_on_finite_losses():
     monitor = DivergenceMonitor(1e300)  # the spec allows any finite factor > 1
     assert not any(monitor.diverged(x) for x in geometric(2.0, 127))
@@ -269,3 +314,35 @@ def test_each_examples_training_settings_run_without_a_false_divergence(example)
         result = run_lineage(_small(spec, 30))
         statuses.append((key, result.status))
     assert statuses and all(status == "completed" for _, status in statuses), statuses
+
+
+def test_huge_learning_rates_diverge_and_a_sane_one_does_not():
+    """Nano char-GPT, AdamW (constant, cosine) and SF-AdamW, warmup 10, peak LR 3e-3, 10 and
+    100: every lineage at LR >= 10 is diverged within a few dozen updates (before the
+    initial-loss scale, all 9 completed with losses up to 1.6e6), the 3e-3 ones complete."""
+    import torch
+
+    from trials.lineage import run_lineage
+    from trials.lineage_spec import LineageSpec
+    from trials.sinks import MemorySink
+
+    torch.set_num_threads(1)
+    steps, outcome = 40, {}
+    for optimizer, rules in (("adamw", ("constant", "cosine")), ("sf_adamw", ("schedule_free",))):
+        for rule in rules:
+            for lr in (3e-3, 10.0, 100.0):
+                spec = LineageSpec(
+                    lineage_id=f"{optimizer}-{rule}-{lr}", workload="char_gpt",
+                    workload_params={"size": "nano", "eval_batches": 1}, optimizer=optimizer,
+                    optimizer_params={}, peak_lr=lr, warmup=10, batch_size=8, seed=0, rule=rule,
+                    rule_params={"horizon": steps} if rule == "cosine" else {}, trunk_end=steps,
+                    trunk_horizons=(steps,), eval_steps=(steps,), schedule_free=rule == "schedule_free")
+                sink = MemorySink()
+                result = run_lineage(spec, sink=sink)
+                trained = max(r["step"] for r in sink.rows() if r["split"] == "train")
+                outcome[(optimizer, rule, lr)] = (result.status, trained)
+    for (optimizer, rule, lr), (status, trained) in outcome.items():
+        if lr >= 10:
+            assert status == "diverged" and trained < 20, (optimizer, rule, lr, status, trained)
+        else:
+            assert status == "completed" and trained == steps - 1, (optimizer, rule, lr, status, trained)
