@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: finishes in seconds")
     args = parser.parse_args()
     if args.smoke:
-        args.block, args.batch, args.steps, args.rounds = 16, 4, 12, 2
+        args.block, args.batch, args.steps, args.rounds = 16, 4, 8, 1
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # `plugin_overhead` importable by name
     specs = {"builtin": _lineage("char_gpt", args.size, args.block, args.batch, args.steps),
