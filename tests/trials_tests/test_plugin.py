@@ -111,3 +111,22 @@ def test_the_divergence_rule_ends_a_diverging_plugin_lineage():
     trunk = sink.results["trunk"]
     assert trunk["status"] == "diverged" and trunk["max_step"] < 60  # stopped early, rows kept
     assert len([r for r in sink.rows() if r["branch"] == "trunk" and r["split"] == "train"]) == trunk["max_step"]
+
+
+@pytest.mark.parametrize("shape", [dict(vocab=16, embed=8, hidden=32, seq_len=18),
+                                   dict(vocab=64, embed=16, hidden=128, seq_len=66)])
+def test_measured_activation_bytes_match_the_plugins_own_count(shape):
+    """Without ``activation_bytes`` the probe measures what autograd saves for one sample; the
+    example counts the same tensors by hand (context, ReLU output, log-softmax, int64 tokens).
+    Counting a tensor twice (the ReLU output is saved by two ops) would be ~30-45% off."""
+    from markov_mlp import MarkovMLP
+
+    from trials.workloads import plugin_params
+    from trials.workloads.plugin_probe import probe_plugin
+
+    class Measured(MarkovMLP):
+        activation_bytes = None  # the probe measures instead
+
+    params = plugin_params(PLUGIN, MarkovMLP.card, shape)
+    measured = probe_plugin("measured", Measured, params).activation_bytes_per_sample
+    assert measured == pytest.approx(MarkovMLP.activation_bytes(params, 1), rel=0.05)

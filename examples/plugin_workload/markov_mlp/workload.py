@@ -45,10 +45,12 @@ class MarkovMLP:
 
     @staticmethod
     def activation_bytes(params: dict[str, Any], batch_size: int) -> int:
-        """float32 activations kept for backward: embeddings, context, hidden (twice: before and
-        after the ReLU) and the logits' log-softmax, per predicted position."""
-        per_position = 3 * params["embed"] + 2 * params["hidden"] + 2 * params["vocab"]
-        return 4 * batch_size * (params["seq_len"] - 2) * per_position
+        """What autograd keeps for backward, per predicted position: the float32 context
+        (``2 embed``) the hidden layer reads, the ReLU's output (``hidden``, read by the output
+        layer too) and the log-softmax (``vocab``); plus the int64 tokens and targets."""
+        positions = params["seq_len"] - 2
+        floats = positions * (2 * params["embed"] + params["hidden"] + params["vocab"])
+        return batch_size * (4 * floats + 8 * (params["seq_len"] + positions))
 
     def batch(self, step: int) -> torch.Tensor:
         tokens = sample_sequences(step_rng(self.seed, step), self.cdf, self.batch_size, self.seq_len)
