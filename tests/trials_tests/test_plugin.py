@@ -130,3 +130,13 @@ def test_measured_activation_bytes_match_the_plugins_own_count(shape):
     params = plugin_params(PLUGIN, MarkovMLP.card, shape)
     measured = probe_plugin("measured", Measured, params).activation_bytes_per_sample
     assert measured == pytest.approx(MarkovMLP.activation_bytes(params, 1), rel=0.05)
+
+
+def test_a_dotted_plugins_folder_is_what_ray_workers_need_on_their_path():
+    """``lrsweep run`` hands this folder to an embedded Ray's workers (orchestrator/execution.py)."""
+    from trials.workloads.plugin_loader import import_root, load_plugin
+
+    load_plugin(PLUGIN)
+    assert import_root(PLUGIN) == str(EXAMPLE)  # a package: the folder holding it
+    assert import_root("markov_mlp") is None  # an entry-point name: installed, nothing to hand over
+    assert import_root("json:JSONDecoder") is None  # the standard library is not on a user's folder

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import sysconfig
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,9 @@ def load_plugin(name: str) -> Any:
 
 
 def import_root(name: str) -> str | None:
-    """For a dotted plugin imported from outside any installed distribution (a folder on the
-    Python path), that folder: Ray workers need it on their path too. ``None`` otherwise."""
+    """For a dotted plugin imported from a folder of the user's (not the standard library, not
+    an installed distribution), that folder: Ray workers need it on their path too. ``None``
+    otherwise."""
     if not is_dotted(name):
         return None
     top = name.partition(":")[0].split(".")[0]
@@ -134,4 +136,6 @@ def import_root(name: str) -> str | None:
     root = path.parent.parent if path.name == "__init__.py" else path.parent
     if any(part in ("site-packages", "dist-packages") for part in root.parts):
         return None
-    return str(root)
+    installed = {Path(p).resolve() for key, p in sysconfig.get_paths().items()
+                 if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return None if root in installed else str(root)
