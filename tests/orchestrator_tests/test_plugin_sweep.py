@@ -9,6 +9,7 @@ docs page's own example (the ``package.module:Object`` spelling) runs as the pag
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -27,12 +28,35 @@ from trials.lineage import _averagers, _build, _evaluate, _train_step, _update_a
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "plugin_workload"
 DOCS = ROOT / "docs" / "workloads.md"
-LRSWEEP = str(Path(sys.executable).with_name("lrsweep"))
 
 
-def _run(args: list[str], env_path: Path, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(env_path)}
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+# One interpreter, one embedded Ray: `lrsweep run` on the example package's sweep, `lrsweep report`
+# on it, then `lrsweep run` on the docs page's example in the folder it was pasted into — each
+# through the CLI's own `main`; exit codes and output come back as JSON.
+_RUNNER = """
+import contextlib, io, json, os, sys
+from orchestrator.cli import main
+spec, store, html, docs = sys.argv[1:5]
+out = {}
+for key, folder, argv in (("run", None, ["run", spec, "--store", store, "--quiet"]),
+                          ("report", None, ["report", "markov-mlp", "--store", store, "-o", html]),
+                          ("docs", docs, ["run", "bigram.toml", "--quiet"])):
+    if folder:
+        os.chdir(folder)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(argv)
+    out[key] = {"rc": rc, "stdout": buf.getvalue()}
+print(json.dumps(out))
+"""
+
+
+def _docs_blocks() -> tuple[str, str]:
+    text = DOCS.read_text()
+    module = re.search(r"A plugin in one file, `bigram.py`.*?```python\n(.*?)```", text, re.S)
+    sweep = re.search(r"A sweep over it, `bigram.toml`.*?```toml\n(.*?)```", text, re.S)
+    assert module and sweep
+    return module.group(1), sweep.group(1)
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +76,28 @@ def installed(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def swept(installed, tmp_path_factory) -> tuple[Path, Path]:
+def swept(installed, tmp_path_factory) -> dict:
+    """Both sweeps and the report; PYTHONPATH holds the installed package's site folder and,
+    as docs/workloads.md says (`PYTHONPATH=.`), the folder the docs example was pasted into."""
     work = tmp_path_factory.mktemp("sweep")
+    docs = work / "docs"
+    docs.mkdir()
+    module, sweep = _docs_blocks()
+    (docs / "bigram.py").write_text(module)
+    (docs / "bigram.toml").write_text(sweep)
     spec = work / "sweep.toml"
     shutil.copy(EXAMPLE / "sweep.toml", spec)
-    out = _run([LRSWEEP, "run", str(spec), "--store", str(work / "store"), "--quiet"], installed, work)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return spec, work / "store"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), str(docs)])}
+    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(spec), str(work / "store"), str(work / "r.html"),
+                           str(docs)], capture_output=True, text=True, timeout=900, env=env, cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"spec": spec, "store": work / "store", "html": work / "r.html", "docs_dir": docs, **out}
 
 
 def test_the_installed_plugin_sweeps_like_a_built_in_workload(swept):
-    spec_path, store = swept
+    assert swept["run"]["rc"] == 0, swept["run"]
+    spec_path, store = swept["spec"], swept["store"]
     spec = load_spec(spec_path)
     the_plan = plan(spec)
     lineages = load_lineages(str(store), "markov-mlp")
@@ -102,7 +137,7 @@ def _straight_wsd(spec, horizon: int, fork: int) -> dict[tuple[int, str], float]
 
 
 def test_a_wsd_fork_of_the_plugin_equals_its_straight_run_bit_for_bit(swept):
-    spec_path, store = swept
+    spec_path, store = swept["spec"], swept["store"]
     torch.set_num_threads(1)
     trunk = next(lin for lin in plan(load_spec(spec_path)).lineages if lin.branches)
     rows = load_curve_rows(str(store), "markov-mlp", split="eval", lineage_id=trunk.lineage_id)
@@ -118,35 +153,21 @@ def test_a_wsd_fork_of_the_plugin_equals_its_straight_run_bit_for_bit(swept):
     assert (branch.name, branch.end, "raw") in stored and compared >= 8
 
 
-def test_lrsweep_report_reads_the_plugin_sweep(swept, installed, tmp_path):
-    _, store = swept
-    out = _run([LRSWEEP, "report", "markov-mlp", "--store", str(store), "-o", str(tmp_path / "r.html")],
-               installed, tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    html = (tmp_path / "r.html").read_text()
+def test_lrsweep_report_reads_the_plugin_sweep(swept):
+    assert swept["report"]["rc"] == 0 and swept["report"]["stdout"].startswith("report: "), swept["report"]
+    html = swept["html"].read_text()
     assert "sweep markov-mlp · 3 lineages" in html  # what it read: the sweep's three lineages
     findings = html[html.index('id="findings"'):][:4000]
     # the answer names the only horizon-free family as the anytime candidate, with its LR
     assert "best anytime candidate by mean: constant lr=0.01" in findings
 
 
-def _docs_blocks() -> tuple[str, str]:
-    text = DOCS.read_text()
-    module = re.search(r"A plugin in one file, `bigram.py`.*?```python\n(.*?)```", text, re.S)
-    sweep = re.search(r"A sweep over it, `bigram.toml`.*?```toml\n(.*?)```", text, re.S)
-    assert module and sweep
-    return module.group(1), sweep.group(1)
-
-
-def test_the_docs_example_runs_as_written_with_a_dotted_name(tmp_path):
-    """docs/workloads.md's bigram.py and bigram.toml, pasted into a folder and run with the page's
-    commands: `package.module:Object` resolves in the driver and in the Ray workers."""
-    module, sweep = _docs_blocks()
-    (tmp_path / "bigram.py").write_text(module)
-    (tmp_path / "bigram.toml").write_text(sweep)
-    out = _run([LRSWEEP, "run", "bigram.toml", "--quiet"], Path("."), tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "2 lineages planned" in out.stdout  # as the page's `lrsweep plan` comment says
-    lineages = load_lineages(str(tmp_path / "lrsweep-results"), "bigram-demo")
+def test_the_docs_example_runs_as_written_with_a_dotted_name(swept):
+    """docs/workloads.md's bigram.py and bigram.toml, pasted into a folder and run as the page
+    says: `package.module:Object` resolves in the driver and in the Ray workers."""
+    assert swept["docs"]["rc"] == 0, swept["docs"]
+    assert "2 lineages planned" in swept["docs"]["stdout"]  # as the page's `lrsweep plan` comment says
+    lineages = load_lineages(str(swept["docs_dir"] / "lrsweep-results"), "bigram-demo")
     assert set(lineages["status"]) == {"completed"} and set(lineages["workload"]) == {"bigram:Bigram"}
     assert set(lineages["model_size"]) == {"small", "large"}
+    assert set(lineages["branch"]) == {"trunk", "h=100/1-sqrt@80", "h=200/1-sqrt@160"}  # WSD forks of each trunk

@@ -97,6 +97,15 @@ def check_object(name: str, obj: Any) -> None:
     names = [p.name for p in (*card.params, *card.size_params)]
     if len(set(names)) != len(names):
         raise PluginError(name, f"its card names a parameter twice: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    size_names = {p.name for p in card.size_params}
+    default = card.default_size
+    if not (isinstance(default, dict) or (isinstance(default, str) and default in card.named_sizes)):
+        raise PluginError(name, f"its card's default_size must be a table or one of its named sizes "
+                                f"{sorted(card.named_sizes)}, got {default!r}")
+    for size, values in {**card.named_sizes, "default_size": default if isinstance(default, dict) else {}}.items():
+        if not isinstance(values, dict) or not set(values) <= size_names:
+            raise PluginError(name, f"its card's size {size!r} must set only size parameters {sorted(size_names)}, "
+                                    f"got {values!r}")
 
 
 def load_plugin(name: str) -> Any:
