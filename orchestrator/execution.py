@@ -34,7 +34,7 @@ from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineag
 from trials.errors import ConfigError
 from trials.lineage_spec import LineageSpec
 
-__all__ = ["StaleResultsError", "SweepOutcome", "plan_against_store", "resolve_store", "run_sweep"]
+__all__ = ["StaleResultsError", "SweepOutcome", "plan_against_store", "resolve_store", "run_sweep", "share_plugin_path"]
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,7 @@ def _run_on_tune(
     from orchestrator.ray_local import init_ray
     from orchestrator.trainable import tune_trainable
 
+    share_plugin_path(spec, address)
     init_ray(address)
     resources = spec.resources
     cpu = float(resources.cpu)
@@ -264,6 +265,21 @@ def _run_on_tune(
     for lin in todo:  # anything Tune never reported done (e.g. interrupted) is left for a rerun
         statuses.setdefault(lin.lineage_id, "incomplete")
     return statuses, train_time[0]
+
+
+def share_plugin_path(spec: Any, address: str | None) -> None:
+    """A workload plugin named ``package.module:Object`` from a folder on this process's path
+    (not an installed distribution) must import in the embedded Ray's workers too: its folder
+    goes on ``PYTHONPATH``, which every Ray process started from here inherits. A cluster's
+    nodes need the plugin installed (``clusters/README.md``)."""
+    if (address or os.environ.get("RAY_ADDRESS")) not in (None, "", "local"):
+        return
+    from trials.workloads.plugin_loader import import_root
+
+    root = import_root(spec.workload.name) if spec.workload.name not in ("char_gpt", "linreg") else None
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if root is not None and root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *(p for p in paths if p)])
 
 
 def _trial_name(trial: Any) -> str:

@@ -140,6 +140,9 @@ def run_search(sweep: Any, *, store_root: str, grid_rows: list[dict[str, Any]], 
                              on_failed=on_failed, on_wave=write_settings)
     write_settings()
     if not searcher.finished():
+        from orchestrator.execution import share_plugin_path
+
+        share_plugin_path(sweep, address)
         init_ray(address)
         trainable = tune.with_resources(job_trainable, {"cpu": float(resources.cpu), "gpu": float(resources.gpu)})
         tuner = tune.Tuner(

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 from trials import catalog
 from trials.errors import ConfigError
 
-__all__ = ["SpecError", "bad", "describe_error", "path_of", "said", "short"]
+__all__ = ["SpecError", "add_union_tag", "bad", "describe_error", "path_of", "said", "short"]
 
 MAX_VALUE_CHARS = 80
 
@@ -73,13 +73,19 @@ _EXPECTED = {
     "string_too_short": "a non-empty string",
 }
 _SIZE_TAGS = {"size-name", "size-table"}
+_PLUGIN_TAGS: set[str] = set()  # workload plugins a sweep named (orchestrator/spec/plugin_workload.py)
 _MISSING = object()
+
+
+def add_union_tag(name: str) -> None:
+    """Declare ``name`` a branch of a discriminated union (a workload plugin's name)."""
+    _PLUGIN_TAGS.add(name)
 
 
 def _union_tags() -> set[str]:
     """Branch names of the discriminated unions (read now: a card registered later counts)."""
     return (set(catalog.OPTIMIZERS) | set(catalog.SCHEDULES) | set(catalog.AVERAGERS)
-            | set(catalog.WORKLOADS) | _SIZE_TAGS)
+            | set(catalog.WORKLOADS) | _SIZE_TAGS | _PLUGIN_TAGS)
 
 
 def path_of(loc: Iterable[Any], data: Any = _MISSING) -> str:

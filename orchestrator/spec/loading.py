@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from orchestrator.spec.errors import SpecError, describe_error, path_of
 from orchestrator.spec.sweep import SweepSpec, sweep_model
 from orchestrator.spec_input import SweepFileError, read_sweep_file
+from trials import catalog
+from trials.errors import ConfigError
 from trials.identity import canonical_hash
 
 __all__ = ["load_spec", "parse_spec", "spec_hash"]
@@ -33,8 +35,9 @@ def parse_spec(data: Any, *, base_dir: str | os.PathLike[str] | None = None, sou
     """Validate already-parsed sweep data; relative paths (corpus) resolve against ``base_dir``."""
     if not isinstance(data, dict):
         raise SpecError(f"the sweep file must be a table of keys, got {type(data).__name__}", source=source)
+    model = sweep_model(_plugin_model(data, source))
     try:
-        return sweep_model().model_validate(data, context={"base_dir": str(base_dir) if base_dir else None})
+        return model.model_validate(data, context={"base_dir": str(base_dir) if base_dir else None})
     except ValidationError as exc:
         # an unknown key explains the rest (a misspelt required key is also "missing"): report it first
         errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
@@ -44,6 +47,22 @@ def parse_spec(data: Any, *, base_dir: str | os.PathLike[str] | None = None, sou
         if more:
             message += f" (and {more} more error{'s' if more > 1 else ''})"
         raise SpecError(message, source=source, field=path_of(first["loc"], data) or None, value=first.get("input")) from None
+
+
+def _plugin_model(data: dict[str, Any], source: str | None) -> type | None:
+    """The generated ``[workload]`` model when the sweep names a workload plugin (any name but
+    a built-in's); a plugin that cannot be used is refused here, in one line naming it."""
+    workload = data.get("workload")
+    name = workload.get("name") if isinstance(workload, dict) else None
+    if not isinstance(name, str) or name in catalog.WORKLOADS:
+        return None
+    from orchestrator.spec.plugin_workload import plugin_workload_model
+
+    try:
+        return plugin_workload_model(name)
+    except ConfigError as exc:
+        message = str(exc) if exc.field != "workload.name" or str(exc).startswith("workload.name") else f"workload.name: {exc}"
+        raise SpecError(message, source=source, field="workload.name", value=name) from None
 
 
 def load_spec(path: str | os.PathLike[str]) -> SweepSpec:

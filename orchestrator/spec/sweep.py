@@ -3,7 +3,9 @@
 ``model_dump()`` is canonical (every axis a list, every default filled in). The entry types of
 ``optimizers``, ``schedules`` and ``averagers`` are generated from the catalogs; when a catalog
 changes after import (a card registered at run time), :func:`sweep_model` builds the matching
-subclass, so adding a component needs no edit here.
+subclass, so adding a component needs no edit here. A sweep naming a workload plugin gets a
+subclass whose ``workload`` union also holds the plugin's generated model
+(``orchestrator/spec/plugin_workload.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from orchestrator.spec.errors import bad, said
 from orchestrator.spec.optimizers import optimizer_entry_union
 from orchestrator.spec.schedules import schedule_entry_union
 from orchestrator.spec.sections import EvalSpec, Horizons, Resources
-from orchestrator.spec.workload import Workload
+from orchestrator.spec.workload import CharGPTWorkload, LinRegWorkload, Workload
 from orchestrator.spec_input import StoreRoot, SweepName
 from trials import catalog
 from trials.identity import canonical_hash
@@ -68,6 +70,9 @@ class SweepSpec(Model):
             self.search.check(self)
         if self.eval.batches is not None and self.workload.name == "linreg":
             raise said("eval.batches", "linreg evaluates its exact risk; remove eval.batches")
+        if self.eval.batches is not None and self.workload.card.param("eval_batches") is None:
+            raise said("eval.batches", f"workload {self.workload.name!r} has no `eval_batches` parameter; "
+                                       "remove eval.batches")
         budget.check_budget(self)
         return self
 
@@ -139,7 +144,15 @@ def _regenerated(fingerprint: Any) -> type[SweepSpec]:
     return create_model("SweepSpec", __base__=SweepSpec, **fields)
 
 
-def sweep_model() -> type[SweepSpec]:
-    """:class:`SweepSpec` for the catalogs as they are now (itself, unless a card was added)."""
+def sweep_model(plugin: type | None = None) -> type[SweepSpec]:
+    """:class:`SweepSpec` for the catalogs as they are now (itself, unless a card was added);
+    with ``plugin`` (a workload plugin's generated model) a subclass whose ``workload`` may be it."""
     now = catalog.fingerprint()
-    return SweepSpec if now == _BUILT_FOR else _regenerated(now)
+    base = SweepSpec if now == _BUILT_FOR else _regenerated(now)
+    return base if plugin is None else _with_plugin(base, plugin)
+
+
+@functools.lru_cache(maxsize=16)
+def _with_plugin(base: type[SweepSpec], plugin: type) -> type[SweepSpec]:
+    union = Annotated[CharGPTWorkload | LinRegWorkload | plugin, Field(discriminator="name")]  # type: ignore[valid-type]
+    return create_model("SweepSpec", __base__=base, workload=(union, ...))

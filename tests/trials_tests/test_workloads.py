@@ -112,7 +112,8 @@ class TestWorkloadContract:
 
 # =========================================================================== registry errors
 def test_unknown_workload_name_lists_registry():
-    with pytest.raises(ConfigError, match=r"workload.name must be one of \['char_gpt', 'linreg'\], got 'gtp'"):
+    with pytest.raises(ConfigError, match=r"workload.name must be one of \['char_gpt', 'linreg'\], an installed plugin "
+                                         r"\(entry points 'lrsweep.workloads': .*\) or 'package.module:Object', got 'gtp'"):
         build_workload("gtp", seed=0, batch_size=1)
 
 

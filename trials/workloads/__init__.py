@@ -5,7 +5,9 @@
 0.5412
 
 Registry names: ``linreg`` (:class:`LinReg`, power-law linear regression) and ``char_gpt``
-(:class:`CharGPT`, a small GPT on characters or token shards).
+(:class:`CharGPT`, a small GPT on characters or token shards). Any other name is a plugin
+(:mod:`trials.workloads.plugin_loader`; the contract: :mod:`trials.workloads.plugin` and
+``docs/workloads.md``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from trials.workloads.corpus import Corpus, TokenStream, load_corpus
 from trials.workloads.gpt import GPT, GPT_SIZES, GPTConfig
 from trials.workloads.linreg import LinearPredictor, LinReg, LinRegConfig
 from trials.workloads.linreg_recursion import expected_risk_recursion, power_law_problem
+from trials.workloads.plugin import ENTRY_POINT_GROUP, PluginError, PluginWorkload, WorkloadPlugin
 from trials.workloads.shards import read_shard, write_shard
 
 __all__ = [
@@ -28,14 +31,19 @@ __all__ = [
     "WORKLOADS",
     "CharGPT",
     "CharGPTConfig",
+    "ENTRY_POINT_GROUP",
     "Corpus",
     "GPTConfig",
     "LinReg",
     "LinRegConfig",
     "LinearPredictor",
+    "PluginError",
+    "PluginWorkload",
     "TokenStream",
     "Workload",
+    "WorkloadPlugin",
     "build_workload",
+    "plugin_params",
     "expected_risk_recursion",
     "load_corpus",
     "power_law_problem",
@@ -51,7 +59,8 @@ def build_workload(name: str, *, seed: int, batch_size: int, device: str = "cpu"
     """Build a workload by registry name; unknown names and bad parameters raise :class:`ConfigError`.
 
     Args:
-        name: a key of :data:`WORKLOADS`.
+        name: a key of :data:`WORKLOADS`, or a plugin (an entry-point name or
+            ``package.module:Object``, :func:`plugin_params` checks its parameters).
         seed: model init and data order (the held-out set does not depend on it).
         batch_size: samples (linreg) or sequences (GPT) per update.
         device: torch device for the model and batches.
@@ -59,10 +68,32 @@ def build_workload(name: str, *, seed: int, batch_size: int, device: str = "cpu"
             :class:`CharGPTConfig`).
     """
     if name not in WORKLOADS:
-        raise ConfigError("workload.name", name, f"one of {sorted(WORKLOADS)}")
+        from trials.workloads.plugin_loader import load_plugin
+
+        factory = load_plugin(name)
+        return PluginWorkload(name, factory, plugin_params(name, factory.card, params), seed=seed,
+                              batch_size=batch_size, device=device)
     cls = WORKLOADS[name]
     allowed = {f.name for f in dataclasses.fields(cls.config_class)}
     for key, value in params.items():
         if key not in allowed:
             raise ConfigError(f"workload.{key}", value, f"a parameter of {name!r}: one of {sorted(allowed)}")
     return cls(cls.config_class(**params), seed=seed, batch_size=batch_size, device=device)
+
+
+def plugin_params(name: str, card: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter of a plugin's card: ``given`` checked against it (unknown names, types,
+    ranges, required ones), the card's defaults for the rest.
+
+    Raises:
+        ConfigError: at ``workload.<param>``, as for a built-in workload.
+    """
+    from trials.catalog._params import check_all
+
+    params = tuple(dataclasses.replace(p, set_by=None) for p in (*card.params, *card.size_params))
+    if (problem := check_all(params, (), given, name)) is not None:
+        if problem.field not in {p.name for p in params}:
+            raise ConfigError(f"workload.{problem.field}", problem.value, f"a parameter of {name!r}: one of "
+                                                                         f"{sorted(p.name for p in params)}")
+        raise ConfigError(f"workload.{problem.field}", problem.value, problem.expected)
+    return {p.name: p.default for p in params} | dict(given)
