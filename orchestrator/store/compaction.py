@@ -39,7 +39,6 @@ lineages no trial is writing (``lineages=``, or the whole sweep when it is not r
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
