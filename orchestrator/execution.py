@@ -255,7 +255,10 @@ def _run_on_tune(
     statuses: dict[str, str] = {}
     train_time = [0.0]
 
-    callback = _make_progress_callback(Callback, display, statuses, train_time, tps)
+    from orchestrator.live_compaction import LiveCompactor
+
+    compactor = LiveCompactor(results, sweep_id)
+    callback = _make_progress_callback(Callback, display, statuses, train_time, tps, compactor)
 
     trainable = tune.with_resources(tune_trainable, {"cpu": cpu, "gpu": gpu})
     concurrency = max_concurrent or resources.concurrency
@@ -299,15 +302,16 @@ def _trial_name(trial: Any) -> str:
     return f"lineage_{trial.trial_id}"
 
 
-_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int]]] = {}
+_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int], Any]] = {}
 
 
 def _make_progress_callback(base: type, display: SweepProgress, statuses: dict[str, str],
-                            train_time: list[float], tps: dict[str, int]) -> Any:
-    """A Tune callback feeding the live display. Tune pickles its run config, so the callback
-    holds only a token; the display and shared dicts stay in this process (``_LIVE``)."""
+                            train_time: list[float], tps: dict[str, int], compactor: Any) -> Any:
+    """A Tune callback feeding the live display (and the compaction of finished lineages,
+    ``orchestrator/live_compaction.py``). Tune pickles its run config, so the callback holds
+    only a token; the display and shared dicts stay in this process (``_LIVE``)."""
     token = id(display)
-    _LIVE[token] = (display, statuses, train_time, tps)
+    _LIVE[token] = (display, statuses, train_time, tps, compactor)
     cls = type("SweepProgressCallback", (_ProgressMixin, base), {})
     return cls(token)
 
@@ -329,12 +333,13 @@ class _ProgressMixin:
         live = self._live()
         if not live:
             return
-        display, statuses, train_time, tps = live
+        display, statuses, train_time, tps, compactor = live
         lid = result.get("lineage_id") or _bundle_ids(trial)[0]
         if result.get("lineage_done"):
             statuses[lid] = result["status"]
             train_time[0] += float(result.get("train_time_s", 0.0))
             display.update(lid, state=result["status"])
+            compactor.finished(lid)
             ids = _bundle_ids(trial)
             later = ids[ids.index(lid) + 1:] if lid in ids else []
             if later:

@@ -39,6 +39,7 @@ lineages no trial is writing (``lineages=``, or the whole sweep when it is not r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -240,6 +241,18 @@ def delete_fragments(store: ResultsStore, spec: TableSpec, sweep_id: str, lineag
     copies never resurface between the two steps, and a crash is finished by rerunning.
     """
     store.check_version()
+    for attempt in range(1, _layout.READ_ATTEMPTS + 1):
+        try:
+            return _delete_once(store, spec, sweep_id, lineage_id, prefix, doomed)
+        except FileNotFoundError:  # a compaction of finished lineages replaced a part: list again
+            if attempt == _layout.READ_ATTEMPTS:
+                raise
+            time.sleep(_layout.RETRY_PAUSE_S * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _delete_once(store: ResultsStore, spec: TableSpec, sweep_id: str, lineage_id: str,
+                 prefix: str, doomed: Callable[[str], bool]) -> int:
     part = store.lineage_snapshot(spec.name, sweep_id, lineage_id).partitions.get(sweep_id)
     if part is None:
         return 0

@@ -290,9 +290,28 @@ def test_small_lineages_are_bundled_and_large_ones_run_alone(tmp_path):
     assert make_bundles(todo, the_plan, slots=2, gpu=1.0) == [[lin] for lin in todo]
 
 
-def test_a_bundled_sweep_stores_each_lineage_exactly_as_its_own_run(tmp_path):
-    """Every lineage of a bundled sweep has the rows its standalone run (no Ray, no store) gives."""
+def test_live_compaction_merges_only_finished_lineages_and_stays_off_over_older_parts(tmp_path):
+    from orchestrator.live_compaction import LiveCompactor
+
+    store = ResultsStore(str(tmp_path / "s"))
+    for lid in ("a", "b"):
+        store.write_curves("s", lid, "trunk", "0000000000-0000000010", curve_rows(lid, range(10)))
+    live = LiveCompactor(store, "s", interval_s=0.0)
+    live.finished("a")  # b is still being written: its fragment stays
+    part = store.snapshot("curves", "s").partitions["s"]
+    assert [f.name for f in part.fragments] == ["b__trunk__0000000000-0000000010.parquet"]
+    assert len(part.parts) == 1 and pq.read_metadata(part.parts[0].path).num_rows == 10
+    assert store.read_table("curves", "s").num_rows == 20
+    assert not LiveCompactor(store, "s", interval_s=0.0).enabled  # a run starting over parts
+
+
+def test_a_bundled_sweep_stores_each_lineage_exactly_as_its_own_run(tmp_path, monkeypatch):
+    """Every lineage of a bundled sweep has the rows its standalone run (no Ray, no store) gives;
+    with compaction after every finished lineage, the store ends merged by several rounds."""
+    from orchestrator import live_compaction
     from orchestrator.execution import run_sweep
+
+    monkeypatch.setattr(live_compaction, "INTERVAL_S", 0.0)
     from orchestrator.query import load_curve_rows, load_runs
     from trials.lineage import run_lineage
     from trials.sinks import MemorySink
@@ -305,6 +324,8 @@ def test_a_bundled_sweep_stores_each_lineage_exactly_as_its_own_run(tmp_path):
     runs = load_runs(str(tmp_path / "store"), "many")
     assert sorted(runs["lineage_id"]) == sorted(lin.lineage_id for lin in the_plan.lineages)
     assert not stored.duplicated(["lineage_id", "branch", "step", "split", "weights"]).any()
+    parts = ResultsStore(str(tmp_path / "store")).snapshot("curves", "many").partitions["many"].parts
+    assert max(p.gen for p in parts) >= 2  # compacted during the run, then at its end
     for lineage in the_plan.lineages:
         sink = MemorySink()
         run_lineage(lineage, sink=sink)
