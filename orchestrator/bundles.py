@@ -23,7 +23,7 @@ from trials.lineage_spec import LineageSpec
 
 __all__ = ["BUNDLE_S", "SMALL_S", "estimate_s", "make_bundles"]
 
-STEP_OVERHEAD_S = 1e-4  # per update: the optimizer step and bookkeeping of a tiny model
+STEP_OVERHEAD_S = 5e-4  # per update of a tiny model: step, evals and bookkeeping (linreg: ~0.5-0.8 ms)
 FLOPS_PER_S = 1e10  # one CPU thread, order of magnitude
 SMALL_S = 2.0  # lineages estimated under this ride in bundles
 BUNDLE_S = 10.0  # a bundle's estimated length at most

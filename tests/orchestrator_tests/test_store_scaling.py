@@ -305,6 +305,7 @@ def test_live_compaction_merges_only_finished_lineages_and_stays_off_over_older_
     assert not LiveCompactor(store, "s", interval_s=0.0).enabled  # a run starting over parts
 
 
+@pytest.mark.slow  # a real Ray sweep; the bundle's rows and resume are also covered in-process below
 def test_a_bundled_sweep_stores_each_lineage_exactly_as_its_own_run(tmp_path, monkeypatch):
     """Every lineage of a bundled sweep has the rows its standalone run (no Ray, no store) gives;
     with compaction after every finished lineage, the store ends merged by several rounds."""
@@ -316,7 +317,7 @@ def test_a_bundled_sweep_stores_each_lineage_exactly_as_its_own_run(tmp_path, mo
     from trials.lineage import run_lineage
     from trials.sinks import MemorySink
 
-    path, the_plan = lineages(tmp_path, seeds=3)
+    path, the_plan = lineages(tmp_path, seeds=8)  # 16 lineages: bundles of two (4 per trial slot)
     assert len(make_bundles(the_plan.todo(), the_plan, slots=2)) < len(the_plan.lineages)
     outcome = run_sweep(path, progress=False)
     assert set(outcome.statuses.values()) == {"completed"} and len(outcome.statuses) == len(the_plan.lineages)
@@ -333,3 +334,56 @@ def test_a_bundled_sweep_stores_each_lineage_exactly_as_its_own_run(tmp_path, mo
         mine = stored[stored["lineage_id"] == lineage.lineage_id]
         got = sorted(zip(mine["branch"], mine["step"], mine["split"], mine["weights"], mine["loss"], strict=True))
         assert got == want
+
+
+def test_a_bundle_killed_between_lineages_resumes_without_rerunning_or_duplicating(tmp_path, monkeypatch):
+    """The trial body of a bundle (orchestrator/trainable.py) dies after its second lineage;
+    the retry skips the two finished lineages (no update trained, no file rewritten), runs the
+    rest, and every lineage's rows equal its standalone run, each once. Ray's ``tune.report``
+    is replaced by a recorder (the body runs here, without a Tune session)."""
+    from ray import tune
+
+    from orchestrator.query import load_curve_rows
+    from orchestrator.trainable import tune_trainable
+    from trials.lineage import run_lineage
+    from trials.sinks import MemorySink
+
+    _, the_plan = lineages(tmp_path, seeds=2)
+    bundle = the_plan.lineages[:4]
+    root = tmp_path / "store"
+    ResultsStore(str(root)).write_sweep("many", name="many", spec_text="", plan_json={}, code_version="test")
+    config = {"bundle": [lin.to_dict() for lin in bundle], "store": str(root), "sweep_id": "many", "threads": 1,
+              "model_size": {lin.lineage_id: the_plan.compute_of(lin.lineage_id).size for lin in bundle}}
+
+    class Killed(BaseException):
+        pass
+
+    reports: list[dict] = []
+
+    def dies_after_two(result: dict) -> None:
+        reports.append(result)
+        if sum(bool(r.get("lineage_done")) for r in reports) == 2:
+            raise Killed
+
+    monkeypatch.setattr(tune, "report", dies_after_two)
+    with pytest.raises(Killed):
+        tune_trainable(config)
+    first_two = {lin.lineage_id for lin in bundle[:2]}
+    files = {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet") if p.parent.name in first_two}
+    assert files
+    reports.clear()
+    monkeypatch.setattr(tune, "report", reports.append)
+    tune_trainable(config)
+    done = {r["lineage_id"]: r for r in reports if r.get("lineage_done")}
+    assert list(done) == [lin.lineage_id for lin in bundle] and reports[-1]["done"]
+    assert [done[lid]["steps_trained"] for lid in sorted(first_two)] == [0, 0]
+    assert all(done[lin.lineage_id]["steps_trained"] > 0 for lin in bundle[2:])
+    assert {p: p.stat().st_mtime_ns for p in files} == files
+    stored = load_curve_rows(str(root), "many")
+    assert not stored.duplicated(["lineage_id", "branch", "step", "split", "weights"]).any()
+    for lineage in bundle:
+        sink = MemorySink()
+        run_lineage(lineage, sink=sink)
+        mine = stored[stored["lineage_id"] == lineage.lineage_id]
+        assert sorted(zip(mine["step"], mine["split"], mine["weights"], mine["loss"], strict=True)) == sorted(
+            (r["step"], r["split"], r["weights"], r["loss"]) for r in sink.rows())
