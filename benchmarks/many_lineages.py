@@ -8,6 +8,9 @@ invocation, side by side:
     at the end — everything ``lrsweep run`` does. Ray's own start-up is timed separately.
   * ``pool``: ``concurrent.futures.ProcessPoolExecutor(2)`` running ``trials.lineage.run_lineage``
     (rows kept in memory) on the same lineages.
+  * ``pool_store``: the same pool running lrsweep's trial body
+    (``orchestrator.trainable.run_lineage_to_store``: rows to a Parquet store, checkpoints), so
+    the difference to ``lrsweep`` is the orchestration alone (Ray Tune, bundles, planning).
   * ``--unbundled`` adds ``lrsweep`` with bundling off (one Tune trial per lineage).
 
 Method: *isolated compute* = the mean time of ``run_lineage`` (memory sink, one thread) over a
@@ -70,6 +73,18 @@ def _pool_lineage(spec_dict: dict) -> float:
     torch.set_num_threads(1)
     began = time.perf_counter()
     run_lineage(LineageSpec.from_dict(spec_dict), sink=MemorySink())
+    return time.perf_counter() - began
+
+
+def _pool_store_lineage(args: tuple[dict, str, str]) -> float:
+    import torch
+
+    from orchestrator.trainable import run_lineage_to_store
+
+    torch.set_num_threads(1)
+    spec_dict, root, size = args
+    began = time.perf_counter()
+    run_lineage_to_store(spec_dict, store_root=root, sweep_id="many", model_size=size)
     return time.perf_counter() - began
 
 
@@ -150,6 +165,17 @@ def main() -> None:
             pool_times = list(pool.map(_pool_lineage, [lin.to_dict() for lin in the_plan.lineages]))
         runs["pool"] = {"wall_s": time.perf_counter() - began, "completed": len(pool_times),
                         "in_worker_train_s": sum(pool_times)}
+        from orchestrator.store import ResultsStore
+
+        root = str(folder / "pool-store")
+        began = time.perf_counter()
+        ResultsStore(root).write_sweep("many", name="many", spec_text="", plan_json={}, code_version="bench")
+        jobs = [(lin.to_dict(), root, the_plan.compute_of(lin.lineage_id).size) for lin in the_plan.lineages]
+        with ProcessPoolExecutor(WORKERS) as pool:
+            pool_times = list(pool.map(_pool_store_lineage, jobs))
+        ResultsStore(root).compact("many")
+        runs["pool_store"] = {"wall_s": time.perf_counter() - began, "completed": len(pool_times),
+                              "in_worker_train_s": sum(pool_times)}
     for r in runs.values():
         r["overhead_per_lineage_s"] = overhead(r["wall_s"], compute["total_s"], n)
     pool_over = runs["pool"]["overhead_per_lineage_s"]
@@ -157,6 +183,8 @@ def main() -> None:
         "benchmark": "many_lineages", "smoke": args.smoke, "lineages": n, "steps": steps, "workers": WORKERS,
         "lrsweep_trials": trials, "ray_start_s": ray_start, "isolated_compute": compute, "runs": runs,
         "overhead_ratio_lrsweep_vs_pool": runs["lrsweep"]["overhead_per_lineage_s"] / pool_over if pool_over > 0 else None,
+        "overhead_ratio_lrsweep_vs_pool_store": (runs["lrsweep"]["overhead_per_lineage_s"]
+                                                 / runs["pool_store"]["overhead_per_lineage_s"]),
         "method": ("isolated compute = mean run_lineage time (memory sink, 1 thread) of a sample of the lineages run "
                    "one after another in this process, in this invocation, x N; overhead per lineage = (wall - "
                    "isolated compute / 2 workers) / N; lrsweep's wall excludes Ray's start-up (ray_start_s) and "

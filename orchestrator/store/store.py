@@ -78,14 +78,12 @@ class ResultsStore:
         return _layout.list_table(self.fs, self.base, table, sweep_id)
 
     def lineage_snapshot(self, table: str, sweep_id: str, lineage_id: str) -> _layout.TableSnapshot:
-        """One listing of what one lineage's trial may read of ``table``: its own folder and the
-        merged parts (``_layout.list_lineage``), never the other lineages' fragments."""
+        """What one lineage's trial may read of ``table``: its folder and the merged parts."""
         return _layout.list_lineage(self.fs, self.base, table, _layout.check_sweep_id(sweep_id), lineage_id)
 
     def has_sweep(self, sweep_id: str) -> bool:
         """Whether the sweep's row is stored (one file stat, whatever the store holds)."""
-        path = f"{self.partition_dir('sweeps', sweep_id)}/{_layout.SWEEP_NAME}"
-        return self.fs.get_file_info(path).type == pafs.FileType.File
+        return self.fs.get_file_info(f"{self.partition_dir('sweeps', sweep_id)}/{_layout.SWEEP_NAME}").is_file
 
     def sweep_ids(self) -> list[str]:
         """Every sweep with at least one file in any table, sorted."""
@@ -183,9 +181,8 @@ class ResultsStore:
         return path
 
     def write_batches(self, path: str, spec: TableSpec, schema: pa.Schema, batches: Any) -> int:
-        """Stream ``batches`` (tables of ``schema``) into one Parquet file at ``path``,
-        atomically (temp name, then rename), holding one batch in memory at a time; returns
-        the rows written. Used by compaction (``compaction.py``)."""
+        """Stream ``batches`` (tables of ``schema``) into one Parquet file at ``path`` atomically,
+        one batch (one row group) in memory at a time; returns the rows written."""
         self._ensure_writable()
         schema = schema.with_metadata(spec.metadata())
         self.fs.create_dir(path.rpartition("/")[0], recursive=True)
@@ -302,9 +299,8 @@ class ResultsStore:
         """Read a table's visible rows (compacted rows shadowed by live fragments excluded).
 
         An empty store or sweep gives an empty table; the query layer turns that into errors.
-        ``filter`` is a ``pyarrow.dataset`` expression. ``lineage_id`` (with ``sweep_id``): only
-        that lineage's rows, read from its own folder and the merged parts alone (a trial's read,
-        whose cost does not grow with the other lineages' fragments).
+        ``filter`` is a ``pyarrow.dataset`` expression. ``lineage_id`` (with ``sweep_id``): that
+        lineage's rows, from its folder and the merged parts alone (a trial's read: flat cost).
         """
         import pyarrow.dataset as ds  # ~0.3 s import: only readers that need it pay
 
@@ -318,7 +314,7 @@ class ResultsStore:
         if lineage_id is not None:
             if sweep_id is None:
                 raise StoreError("read_table: lineage_id needs sweep_id")
-            mine = ds.field("lineage_id") == lineage_id
+            mine = ds.field("lineage_id") == lineage_id  # the parts hold other lineages too
             filter = mine if filter is None else filter & mine
         for attempt in range(1, _layout.READ_ATTEMPTS + 1):
             if lineage_id is not None and sweep_id is not None:
@@ -389,9 +385,8 @@ class ResultsStore:
         """Merge each table's fragments of one sweep into a new merged part (incremental: the
         cost is what was written since the last compaction; see ``compaction.py``).
 
-        ``lineages``: merge only these lineages' fragments (ones no trial is writing).
-        Safe against concurrent readers and crashes, idempotent.
-        Returns the number of fragments merged per table.
+        ``lineages``: merge only these lineages' fragments (ones no trial is writing). Safe
+        against concurrent readers and crashes, idempotent; returns fragments merged per table.
         """
         out = {}
         for table in tables:
