@@ -159,7 +159,7 @@ def _trial_reads(tmp_path: Path, n_other: int) -> tuple[list[tuple[str, int]], l
 
 def test_a_trial_lists_and_opens_only_its_own_lineage_however_many_others_the_sweep_holds(tmp_path):
     few, few_opened, lid = _trial_reads(tmp_path, 3)
-    many, many_opened, _ = _trial_reads(tmp_path, 60)
+    many, many_opened, _ = _trial_reads(tmp_path, 30)
     assert many == few and many_opened == few_opened  # the same listings, entries and opens
     for folder, _ in many:
         assert folder.endswith((f"/{lid}", "/_compacted")) or f"/_checkpoints/many/{lid}" in folder, folder
