@@ -106,7 +106,7 @@ def multinode(folder: Path, lineages: int, steps: int) -> dict:
             status = subprocess.run([sys.executable, "-m", "orchestrator", "status", "--store",
                                      str(folder / "store"), "--json"], env=env, capture_output=True, text=True)
             done = status.returncode == 0 and json.loads(status.stdout)[0]["pending"] == 0
-            if done and (folder / "store" / "curves" / "sweep_id=overhead" / "compacted.parquet").exists():
+            if done and any((folder / "store" / "curves" / "sweep_id=overhead" / "_compacted").glob("*.parquet")):
                 break
             if time.monotonic() - began > 900:
                 raise RuntimeError(f"job {job_id} did not finish")

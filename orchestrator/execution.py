@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
+from orchestrator.bundles import make_bundles
 from orchestrator.progress import SweepProgress
 from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
 from trials.errors import ConfigError
@@ -118,6 +119,7 @@ def run_sweep(
     )
     grid_rows = settings_rows(the_plan)
     results.write_settings(sweep_id, _with_searched(spec, store_root, grid_rows))
+    _merge_flat_fragments(results, sweep_id)
     todo = the_plan.todo()
     outcome = SweepOutcome(sweep_id=sweep_id, store=store_root, planned=len(the_plan.lineages),
                            skipped=len(the_plan.lineages) - len(todo), ran=len(todo), run_steps=the_plan.run_steps)
@@ -142,6 +144,16 @@ def run_sweep(
     results.compact(sweep_id)
     outcome.wall_time_s = time.perf_counter() - began
     return outcome
+
+
+def _merge_flat_fragments(results: Any, sweep_id: str) -> None:
+    """Merge fragments an older lrsweep wrote flat in the partition folder (before per-lineage
+    folders) before any trial starts: trials read only their own folder and the merged parts."""
+    for table in ("curves", "runs"):
+        part = results.snapshot(table, sweep_id).partitions.get(sweep_id)
+        top = results.partition_dir(table, sweep_id)
+        if part is not None and any(f.path.rpartition("/")[0] == top for f in part.fragments):
+            results.compact(sweep_id, (table,))
 
 
 def _with_searched(spec: Any, store_root: str, grid_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -230,8 +242,10 @@ def _run_on_tune(
     results = ResultsStore(store_root)
     tune_storage = checkpoint_folder(results, "_tune")
     results.fs.create_dir(tune_storage, recursive=True)
+    slots = max_concurrent or resources.concurrency or _slots(cpu, gpu)
+    bundles = make_bundles(todo, plan, slots, gpu=gpu)
     param_space = {
-        "lineage": tune.grid_search([lin.to_dict() for lin in todo]),
+        "bundle": tune.grid_search([[lin.to_dict() for lin in bundle] for bundle in bundles]),
         "store": store_root, "sweep_id": sweep_id, "threads": threads,
         "model_size": {lin.lineage_id: plan.compute_of(lin.lineage_id).size for lin in todo},
     }
@@ -242,10 +256,14 @@ def _run_on_tune(
     statuses: dict[str, str] = {}
     train_time = [0.0]
 
-    callback = _make_progress_callback(Callback, display, statuses, train_time, tps)
+    from orchestrator.live_compaction import LiveCompactor
+
+    compactor = LiveCompactor(results, sweep_id)
+    callback = _make_progress_callback(Callback, display, statuses, train_time, tps, compactor)
 
     trainable = tune.with_resources(tune_trainable, {"cpu": cpu, "gpu": gpu})
     concurrency = max_concurrent or resources.concurrency
+    log.debug("%d lineages in %d trials", len(todo), len(bundles))
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
@@ -282,19 +300,34 @@ def share_plugin_path(spec: Any, address: str | None) -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *(p for p in paths if p)])
 
 
+def _slots(cpu: float, gpu: float) -> int:
+    """How many trials of this size the Ray cluster runs at once."""
+    import ray
+
+    have = ray.cluster_resources()
+    fit = [have.get("CPU", 1.0) / cpu] + ([have.get("GPU", 0.0) / gpu] if gpu > 0 else [])
+    return max(1, int(min(fit)))
+
+
+def _bundle_ids(trial: Any) -> list[str]:
+    config = trial.config
+    return [lin["lineage_id"] for lin in config.get("bundle") or [config["lineage"]]]
+
+
 def _trial_name(trial: Any) -> str:
     return f"lineage_{trial.trial_id}"
 
 
-_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int]]] = {}
+_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int], Any]] = {}
 
 
 def _make_progress_callback(base: type, display: SweepProgress, statuses: dict[str, str],
-                            train_time: list[float], tps: dict[str, int]) -> Any:
-    """A Tune callback feeding the live display. Tune pickles its run config, so the callback
-    holds only a token; the display and shared dicts stay in this process (``_LIVE``)."""
+                            train_time: list[float], tps: dict[str, int], compactor: Any) -> Any:
+    """A Tune callback feeding the live display (and the compaction of finished lineages,
+    ``orchestrator/live_compaction.py``). Tune pickles its run config, so the callback holds
+    only a token; the display and shared dicts stay in this process (``_LIVE``)."""
     token = id(display)
-    _LIVE[token] = (display, statuses, train_time, tps)
+    _LIVE[token] = (display, statuses, train_time, tps, compactor)
     cls = type("SweepProgressCallback", (_ProgressMixin, base), {})
     return cls(token)
 
@@ -309,18 +342,24 @@ class _ProgressMixin:
     def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
         live = self._live()
         if live:
-            live[0].update(trial.config["lineage"]["lineage_id"], state="running")
+            ids = _bundle_ids(trial)
+            live[0].update(next((i for i in ids if i not in live[1]), ids[0]), state="running")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
         live = self._live()
         if not live:
             return
-        display, statuses, train_time, tps = live
-        lid = trial.config["lineage"]["lineage_id"]
-        if result.get("done"):
+        display, statuses, train_time, tps, compactor = live
+        lid = result.get("lineage_id") or _bundle_ids(trial)[0]
+        if result.get("lineage_done"):
             statuses[lid] = result["status"]
             train_time[0] += float(result.get("train_time_s", 0.0))
             display.update(lid, state=result["status"])
+            compactor.finished(lid)
+            ids = _bundle_ids(trial)
+            later = ids[ids.index(lid) + 1:] if lid in ids else []
+            if later:
+                display.update(later[0], state="running")
         elif "steps_done" in result:
             display.update(lid, tokens=int(result["steps_done"]) * tps[lid], branch=result.get("branch"),
                            step=result.get("step"), end=result.get("end"), loss=result.get("loss"))
@@ -330,7 +369,9 @@ class _ProgressMixin:
         if not live:
             return
         display, statuses = live[0], live[1]
-        lid = trial.config["lineage"]["lineage_id"]
-        statuses[lid] = "failed"
-        statuses[f"{lid}:error"] = str(getattr(trial, "error_msg", None) or "trial failed")
-        display.update(lid, state="failed")
+        for lid in _bundle_ids(trial):  # a bundle's lineages that never reported an end
+            if lid in statuses:
+                continue
+            statuses[lid] = "failed"
+            statuses[f"{lid}:error"] = str(getattr(trial, "error_msg", None) or "trial failed")
+            display.update(lid, state="failed")

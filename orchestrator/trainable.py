@@ -71,8 +71,8 @@ class StoreSink:
 
         if not self.store.check_version():
             return None
-        flt = (ds.field("lineage_id") == self.spec.lineage_id) & (ds.field("branch") == branch)
-        rows = self.store.read_table("runs", self.sweep_id, filter=flt).to_pylist()
+        flt = ds.field("branch") == branch
+        rows = self.store.read_table("runs", self.sweep_id, filter=flt, lineage_id=self.spec.lineage_id).to_pylist()
         return rows[0] if rows else None
 
     def finished(self, result: dict[str, Any]) -> None:
@@ -84,9 +84,10 @@ class StoreSink:
     def stored_train_losses(self, branch: str, start: int, end: int) -> dict[int, float] | None:
         import pyarrow.dataset as ds
 
-        flt = ((ds.field("lineage_id") == self.spec.lineage_id) & (ds.field("branch") == branch)
-               & (ds.field("split") == "train") & (ds.field("step") >= start) & (ds.field("step") < end))
-        table = self.store.read_table("curves", self.sweep_id, columns=["step", "loss"], filter=flt)
+        flt = ((ds.field("branch") == branch) & (ds.field("split") == "train")
+               & (ds.field("step") >= start) & (ds.field("step") < end))
+        table = self.store.read_table("curves", self.sweep_id, columns=["step", "loss"], filter=flt,
+                                      lineage_id=self.spec.lineage_id)
         return dict(zip(table.column("step").to_pylist(), table.column("loss").to_pylist(), strict=True))
 
 
@@ -111,9 +112,14 @@ def failed_rows(spec: Any, error: str, stored: Any, *, model_size: str, n_params
 
 def run_lineage_to_store(
     spec_dict: dict[str, Any], *, store_root: str, sweep_id: str, model_size: str,
-    threads: int = 1, on_progress: Any = None, reopen: bool = False,
+    threads: int = 1, on_progress: Any = None, reopen: bool = False, store: Any = None,
 ) -> dict[str, Any]:
     """Do what the store still lacks of one lineage (resuming from its checkpoints).
+
+    Every store read is of this lineage alone (its fragment folder, the merged parts, its
+    checkpoint folder), so start-up does not grow with the sweep. ``store``: an open
+    ``ResultsStore`` to use instead of opening ``store_root`` (tests pass one on a recording
+    filesystem).
 
     ``reopen``: a search needs this lineage further than where it (for another trial) stopped
     it: rows marked ``stopped`` count as unfinished, so the trunk continues and the branches run.
@@ -127,7 +133,7 @@ def run_lineage_to_store(
 
     torch.set_num_threads(max(1, threads))
     spec = LineageSpec.from_dict(spec_dict)
-    store = ResultsStore(store_root)
+    store = store if store is not None else ResultsStore(store_root)
     _check_reachable(store, sweep_id)
     stored = stored_lineages(store, sweep_id, [spec.lineage_id])[spec.lineage_id]
     if reopen:
@@ -170,8 +176,8 @@ def _check_reachable(store: Any, sweep_id: str) -> None:
     instead of writing results nobody will find."""
     from orchestrator.store import StoreError
 
-    try:
-        reachable = store.check_version() and sweep_id in store.sweep_ids()
+    try:  # one marker read and one stat: a trial's start-up must not list the sweep
+        reachable = store.check_version() and store.has_sweep(sweep_id)
     except OSError as exc:
         reachable, why = False, str(exc)
     else:
@@ -221,15 +227,37 @@ def _reopened(stored: Any) -> Any:
 
 
 def tune_trainable(config: dict[str, Any]) -> None:
-    """The Ray Tune function trainable: one lineage per trial."""
+    """The Ray Tune function trainable: one bundle of lineages per trial (most often one;
+    ``orchestrator/bundles.py``), run one after another.
+
+    Each finished lineage is reported (``lineage_done``, its ``lineage_id`` and summary) as it
+    ends, the last with Tune's ``done``. A lineage that raises does not stop the bundle: the
+    others run, then the trial fails with the first error, so Tune retries it, and the retry
+    skips the lineages the store already holds whole.
+    """
     from ray import tune
 
-    def on_progress(progress: dict[str, Any]) -> None:
-        tune.report({"done": False, **progress})
+    bundle = config.get("bundle") or [config["lineage"]]
+    errors: list[tuple[str, BaseException]] = []
+    for k, lineage in enumerate(bundle):
+        lid = lineage["lineage_id"]
 
-    summary = run_lineage_to_store(
-        config["lineage"], store_root=config["store"], sweep_id=config["sweep_id"],
-        model_size=config["model_size"][config["lineage"]["lineage_id"]],
-        threads=config.get("threads", 1), on_progress=on_progress,
-    )
-    tune.report({"done": True, **summary})
+        def on_progress(progress: dict[str, Any], lid: str = lid) -> None:
+            tune.report({"done": False, "lineage_id": lid, **progress})
+
+        try:
+            summary = run_lineage_to_store(
+                lineage, store_root=config["store"], sweep_id=config["sweep_id"],
+                model_size=config["model_size"][lid], threads=config.get("threads", 1), on_progress=on_progress,
+            )
+        except Exception as exc:
+            if len(bundle) == 1:
+                raise
+            errors.append((lid, exc))
+            continue
+        last = k == len(bundle) - 1 and not errors
+        tune.report({"done": last, "lineage_done": True, "lineage_id": lid, **summary})
+    if errors:
+        lid, exc = errors[0]
+        raise RuntimeError(f"{len(errors)} of {len(bundle)} lineages of this bundle failed; "
+                           f"first {lid}: {type(exc).__name__}: {exc}") from exc

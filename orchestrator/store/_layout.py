@@ -3,11 +3,19 @@
 Layout::
 
     <root>/_lrsweep.json                                   {"schema_version": 2}
-    <root>/curves/sweep_id=<id>/<lineage>__<branch>__<segment>.parquet   fragments
-    <root>/runs/sweep_id=<id>/<lineage>__<branch>.parquet                fragments
-    <root>/<table>/sweep_id=<id>/compacted.parquet         merged fragments (see compaction.py)
+    <root>/curves/sweep_id=<id>/<lineage>/<branch>__<segment>.parquet   fragments
+    <root>/runs/sweep_id=<id>/<lineage>/<branch>.parquet                fragments
+    <root>/<table>/sweep_id=<id>/_compacted/<gen>-<lo>.parquet   merged parts (see compaction.py)
     <root>/settings/sweep_id=<id>/settings.parquet         the spec's settings (rewritten each run)
     <root>/sweeps/sweep_id=<id>/sweep.parquet
+
+Fragments live in one folder per lineage, so a trial lists and opens only its own lineage's
+files (plus the few merged parts), however many lineages the sweep holds
+(``docs/store-scaling.md``). A fragment's *name* — what a merged row's ``_fragment`` records
+and what shadows it — is the flat ``<lineage>__<branch>__<segment>.parquet`` whatever folder
+the file sits in; stores written before the per-lineage folders have such flat files directly
+in the partition folder, and a single ``compacted.parquet`` there (read as part 0, 0), and are
+read alike.
 
 A curve segment key is ``<start:010d>-<end:010d>`` (the rows between two checkpoints) or
 ``r<start>-<end>-<hash>`` (evaluations a replay added below the trunk's frontier).
@@ -39,6 +47,7 @@ if TYPE_CHECKING:
     from .store import ResultsStore
 
 __all__ = [
+    "COMPACTED_DIR",
     "COMPACTED_NAME",
     "MARKER_NAME",
     "SETTINGS_NAME",
@@ -52,6 +61,9 @@ __all__ = [
     "check_sweep_id",
     "should_retry",
     "fragment_name",
+    "fragment_relpath",
+    "list_lineage",
+    "part_name",
     "key_token",
     "list_table",
     "segment_start",
@@ -59,7 +71,9 @@ __all__ = [
 ]
 
 MARKER_NAME = "_lrsweep.json"
-COMPACTED_NAME = "compacted.parquet"
+COMPACTED_NAME = "compacted.parquet"  # the single merged file of stores before merged parts
+COMPACTED_DIR = "_compacted"  # merged parts; a lineage token never starts with "_"
+_PART = re.compile(r"([0-9]{10})-([0-9]{10})\.parquet")
 SWEEP_NAME = "sweep.parquet"
 SETTINGS_NAME = "settings.parquet"
 PARTITION_PREFIX = "sweep_id="
@@ -92,6 +106,20 @@ def fragment_name(*parts: tuple[str, str]) -> str:
     return "__".join(key_token(value, what) for value, what in parts) + ".parquet"
 
 
+def fragment_relpath(name: str) -> str:
+    """Where the fragment named ``<lineage>__<rest>.parquet`` lives, relative to its partition
+    folder: ``<lineage>/<rest>.parquet`` (the lineage's own folder)."""
+    lineage, sep, rest = name.partition("__")
+    if not sep or not rest:
+        raise StoreError(f"fragment name {name!r} has no lineage part")
+    return f"{lineage}/{rest}"
+
+
+def part_name(gen: int, lo: int) -> str:
+    """A merged part: generation ``gen``, replacing every part of a generation in ``[lo, gen)``."""
+    return f"{gen:010d}-{lo:010d}.parquet"
+
+
 def segment_start(token: str) -> int | None:
     """The start step of an encoded curve segment key (``None`` for a replay segment)."""
     if not re.fullmatch(r"[0-9]{10}-[0-9]{10}", token):
@@ -107,10 +135,15 @@ def temp_path(final_path: str) -> str:
 
 @dataclass(frozen=True)
 class FileEntry:
+    """One listed file. ``name``: a fragment's flat name (its identity); for a merged part,
+    its file name, with its generation ``gen`` and the oldest generation ``lo`` it replaces."""
+
     path: str
     name: str
     mtime_ns: int | None
     size: int | None
+    gen: int = -1
+    lo: int = -1
 
 
 @dataclass
@@ -119,12 +152,22 @@ class PartitionFiles:
 
     sweep_id: str
     fragments: list[FileEntry] = field(default_factory=list)
-    compacted: FileEntry | None = None
+    parts: list[FileEntry] = field(default_factory=list)  # merged parts still in force, oldest first
+    superseded: list[FileEntry] = field(default_factory=list)  # parts a younger part replaced
     temps: list[FileEntry] = field(default_factory=list)
 
     @property
     def files(self) -> list[FileEntry]:
-        return self.fragments + ([self.compacted] if self.compacted else [])
+        return self.fragments + self.parts
+
+    def settle(self) -> None:
+        """Sort, and set aside the parts a present younger part replaces: part ``(g, lo)``
+        replaces every part of a generation in ``[lo, g)`` (compaction.py)."""
+        self.fragments.sort(key=lambda f: f.name)
+        every = sorted(self.parts + self.superseded, key=lambda p: p.gen)
+        dead = {p.path for p in every for q in every if q.lo <= p.gen < q.gen}
+        self.parts = [p for p in every if p.path not in dead]
+        self.superseded = [p for p in every if p.path in dead]
 
 
 @dataclass
@@ -148,7 +191,7 @@ class TableSnapshot:
         return [
             (p.sweep_id, f.name)
             for p in self.partitions.values()
-            if p.compacted is not None
+            if p.parts
             for f in p.fragments
         ]
 
@@ -213,6 +256,28 @@ def should_retry(
     return True
 
 
+def _entry(partitions: dict[str, PartitionFiles], sid: str, rel: str, info: pafs.FileInfo) -> None:
+    """File ``rel`` (relative to partition ``sid``'s folder) into its place in the listing."""
+    part = partitions.setdefault(sid, PartitionFiles(sid))
+    folder, _, name = rel.rpartition("/")
+    if name.startswith("."):
+        if name.endswith(".tmp"):
+            part.temps.append(FileEntry(info.path, name, info.mtime_ns, info.size))
+        return
+    if name.startswith("_") or not name.endswith(".parquet"):
+        return
+    if folder == COMPACTED_DIR:
+        m = _PART.fullmatch(name)
+        if m:
+            part.parts.append(FileEntry(info.path, name, info.mtime_ns, info.size, int(m[1]), int(m[2])))
+    elif not folder and name == COMPACTED_NAME:
+        part.parts.append(FileEntry(info.path, name, info.mtime_ns, info.size, 0, 0))
+    elif not folder:  # a flat fragment of a store written before per-lineage folders
+        part.fragments.append(FileEntry(info.path, name, info.mtime_ns, info.size))
+    elif "/" not in folder and not folder.startswith(("_", ".")):
+        part.fragments.append(FileEntry(info.path, f"{folder}__{name}", info.mtime_ns, info.size))
+
+
 def list_table(
     fs: pafs.FileSystem, base_dir: str, table: str, sweep_id: str | None
 ) -> TableSnapshot:
@@ -225,22 +290,34 @@ def list_table(
         if info.type != pafs.FileType.File:
             continue
         rel = info.path[len(table_dir) + 1 :]
-        parts = rel.split("/")
-        if len(parts) != 2 or not parts[0].startswith(PARTITION_PREFIX):
+        top, sep, inside = rel.partition("/")
+        if not sep or not top.startswith(PARTITION_PREFIX) or inside.count("/") > 1:
             continue
-        sid, name = parts[0][len(PARTITION_PREFIX) :], parts[1]
-        entry = FileEntry(info.path, name, info.mtime_ns, info.size)
-        part = partitions.setdefault(sid, PartitionFiles(sid))
-        if name.startswith("."):
-            if name.endswith(".tmp"):
-                part.temps.append(entry)
-        elif name.startswith("_") or not name.endswith(".parquet"):
-            continue
-        elif name == COMPACTED_NAME:
-            part.compacted = entry
-        else:
-            part.fragments.append(entry)
+        _entry(partitions, top[len(PARTITION_PREFIX) :], inside, info)
     for part in partitions.values():
-        part.fragments.sort(key=lambda f: f.name)
-    partitions = {sid: p for sid, p in sorted(partitions.items()) if p.files or p.temps}
+        part.settle()
+    partitions = {sid: p for sid, p in sorted(partitions.items()) if p.files or p.temps or p.superseded}
     return TableSnapshot(table, table_dir, partitions)
+
+
+def list_lineage(
+    fs: pafs.FileSystem, base_dir: str, table: str, sweep_id: str, lineage_id: str
+) -> TableSnapshot:
+    """What a trial needs of ``table``: its lineage's fragments and the merged parts — never
+    another lineage's folder. Flat fragments of an older store are not seen: the driver merges
+    them before any trial starts (``orchestrator/execution.py``)."""
+    table_dir = f"{base_dir}/{table}"
+    pdir = f"{table_dir}/{PARTITION_PREFIX}{sweep_id}"
+    token = key_token(lineage_id, "lineage_id")
+    partitions: dict[str, PartitionFiles] = {}
+    for folder in (token, COMPACTED_DIR):
+        selector = pafs.FileSelector(f"{pdir}/{folder}", allow_not_found=True)
+        for info in fs.get_file_info(selector):
+            if info.type == pafs.FileType.File:
+                _entry(partitions, sweep_id, info.path[len(pdir) + 1 :], info)
+    legacy = fs.get_file_info(f"{pdir}/{COMPACTED_NAME}")
+    if legacy.type == pafs.FileType.File:
+        _entry(partitions, sweep_id, COMPACTED_NAME, legacy)
+    for part in partitions.values():
+        part.settle()
+    return TableSnapshot(table, table_dir, {k: p for k, p in partitions.items() if p.files})

@@ -51,8 +51,8 @@ def _visible_rows(root: Path, table: str, sweep_id: str) -> list[dict[str, Any]]
         return []
     live = {f.name for f in part.fragments}
     rows: list[dict[str, Any]] = []
-    if part.compacted is not None:
-        for row in pq.read_table(part.compacted.path).to_pylist():
+    for merged in part.parts:  # v1: at most one compacted.parquet
+        for row in pq.read_table(merged.path).to_pylist():
             if row.get(FRAGMENT_COLUMN) not in live:
                 row.pop(FRAGMENT_COLUMN, None)
                 rows.append(row)

@@ -162,10 +162,10 @@ def _source(
     if store.is_local:
         # Fragments all carry this schema version's exact file schema (the version check
         # guards that), so they are read without union_by_name: binding it reads every
-        # footer, ~50 ms per 1,000 files per reference to the view. Compacted files (one
+        # footer, ~50 ms per 1,000 files per reference to the view. Merged parts (a few
         # per sweep, with the extra _fragment column) are unioned by name.
         fragments = [f.path for p in snap.partitions.values() for f in p.fragments]
-        compacted = [p.compacted.path for p in snap.partitions.values() if p.compacted]
+        compacted = [c.path for p in snap.partitions.values() for c in p.parts]
         parts = []
         if fragments:
             parts.append(_read_parquet(fragments, union_by_name))

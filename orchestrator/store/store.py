@@ -77,6 +77,14 @@ class ResultsStore:
             _layout.check_sweep_id(sweep_id)
         return _layout.list_table(self.fs, self.base, table, sweep_id)
 
+    def lineage_snapshot(self, table: str, sweep_id: str, lineage_id: str) -> _layout.TableSnapshot:
+        """What one lineage's trial may read of ``table``: its folder and the merged parts."""
+        return _layout.list_lineage(self.fs, self.base, table, _layout.check_sweep_id(sweep_id), lineage_id)
+
+    def has_sweep(self, sweep_id: str) -> bool:
+        """Whether the sweep's row is stored (one file stat, whatever the store holds)."""
+        return self.fs.get_file_info(f"{self.partition_dir('sweeps', sweep_id)}/{_layout.SWEEP_NAME}").is_file
+
     def sweep_ids(self) -> list[str]:
         """Every sweep with at least one file in any table, sorted."""
         ids: set[str] = set()
@@ -172,13 +180,37 @@ class ResultsStore:
             raise
         return path
 
+    def write_batches(self, path: str, spec: TableSpec, schema: pa.Schema, batches: Any) -> int:
+        """Stream ``batches`` (tables of ``schema``) into one Parquet file at ``path`` atomically,
+        one batch (one row group) in memory at a time; returns the rows written."""
+        self._ensure_writable()
+        schema = schema.with_metadata(spec.metadata())
+        self.fs.create_dir(path.rpartition("/")[0], recursive=True)
+        tmp = _layout.temp_path(path)
+        rows = 0
+        try:
+            with self.fs.open_output_stream(tmp) as sink, pq.ParquetWriter(
+                sink, schema, compression="zstd"
+            ) as writer:
+                for batch in batches:
+                    writer.write_table(batch.cast(schema), row_group_size=max(1, batch.num_rows))
+                    rows += batch.num_rows
+            self._rename(tmp, path)
+        except BaseException:
+            try:
+                self.fs.delete_file(tmp)
+            except OSError:
+                pass
+            raise
+        return rows
+
     def write_curves(
         self, sweep_id: str, lineage_id: str, branch: str, segment: str, rows: Rows
     ) -> str:
         """Write one curve segment of one (lineage, branch); returns the fragment path.
 
-        The fragment is ``curves/sweep_id=<id>/<lineage>__<branch>__<segment>.parquet``:
-        writing the same (lineage, branch, segment) again replaces it.
+        The fragment is ``curves/sweep_id=<id>/<lineage>/<branch>__<segment>.parquet`` (named
+        ``<lineage>__<branch>__<segment>.parquet``): writing the same key again replaces it.
         """
         name = _layout.fragment_name(
             (lineage_id, "lineage_id"), (branch, "branch"), (segment, "segment")
@@ -190,7 +222,10 @@ class ResultsStore:
                 raise StoreError(
                     f"curves.{column} must be {expected!r} in this fragment, got {sorted(bad)}"
                 )
-        return self.write_file(f"{self.partition_dir('curves', sweep_id)}/{name}", table, CURVES)
+        return self.write_file(self._fragment_path("curves", sweep_id, name), table, CURVES)
+
+    def _fragment_path(self, table: str, sweep_id: str, name: str) -> str:
+        return f"{self.partition_dir(table, sweep_id)}/{_layout.fragment_relpath(name)}"
 
     def write_runs(self, sweep_id: str, rows: Rows) -> list[str]:
         """Write run rows, one fragment per (lineage_id, branch), replacing earlier ones."""
@@ -205,7 +240,7 @@ class ResultsStore:
         paths = []
         for i, (lineage_id, branch) in enumerate(k.values() for k in keys):
             name = _layout.fragment_name((lineage_id, "lineage_id"), (branch, "branch"))
-            path = f"{self.partition_dir('runs', sweep_id)}/{name}"
+            path = self._fragment_path("runs", sweep_id, name)
             paths.append(self.write_file(path, table.slice(i, 1), RUNS))
         return paths
 
@@ -259,11 +294,13 @@ class ResultsStore:
         *,
         columns: list[str] | None = None,
         filter: Any = None,
+        lineage_id: str | None = None,
     ) -> pa.Table:
         """Read a table's visible rows (compacted rows shadowed by live fragments excluded).
 
         An empty store or sweep gives an empty table; the query layer turns that into errors.
-        ``filter`` is a ``pyarrow.dataset`` expression.
+        ``filter`` is a ``pyarrow.dataset`` expression. ``lineage_id`` (with ``sweep_id``): that
+        lineage's rows, from its folder and the merged parts alone (a trial's read: flat cost).
         """
         import pyarrow.dataset as ds  # ~0.3 s import: only readers that need it pay
 
@@ -274,8 +311,16 @@ class ResultsStore:
         if unknown:
             raise StoreError(f"{table} has no column(s) {unknown}; columns: {spec.schema.names}")
         partitioning = ds.partitioning(pa.schema([spec.schema.field("sweep_id")]), flavor="hive")
+        if lineage_id is not None:
+            if sweep_id is None:
+                raise StoreError("read_table: lineage_id needs sweep_id")
+            mine = ds.field("lineage_id") == lineage_id  # the parts hold other lineages too
+            filter = mine if filter is None else filter & mine
         for attempt in range(1, _layout.READ_ATTEMPTS + 1):
-            snap = self.snapshot(table, sweep_id)
+            if lineage_id is not None and sweep_id is not None:
+                snap = self.lineage_snapshot(table, sweep_id, lineage_id)
+            else:
+                snap = self.snapshot(table, sweep_id)
             paths = snap.paths()
             if not paths:
                 return spec.schema.empty_table().select(names)
@@ -314,7 +359,8 @@ class ResultsStore:
         """
         prefix = _layout.key_token(lineage_id, "lineage_id") + "__"
         return sum(
-            compaction.delete_fragments(self, spec, sweep_id, lambda name: name.startswith(prefix))
+            compaction.delete_fragments(self, spec, sweep_id, lineage_id, prefix,
+                                        lambda name: name.startswith(prefix))
             for spec in (CURVES, RUNS)
         )
 
@@ -330,15 +376,17 @@ class ResultsStore:
             start = _layout.segment_start(name[len(prefix):-len(".parquet")])
             return start is not None and start >= from_step
 
-        return compaction.delete_fragments(self, CURVES, sweep_id, doomed)
+        return compaction.delete_fragments(self, CURVES, sweep_id, lineage_id, prefix, doomed)
 
     def compact(
-        self, sweep_id: str, tables: tuple[str, ...] = ("curves", "runs")
+        self, sweep_id: str, tables: tuple[str, ...] = ("curves", "runs"),
+        *, lineages: Any = None,
     ) -> dict[str, int]:
-        """Merge each table's fragments of one sweep into its ``compacted.parquet``.
+        """Merge each table's fragments of one sweep into a new merged part (incremental: the
+        cost is what was written since the last compaction; see ``compaction.py``).
 
-        Safe against concurrent readers and crashes, idempotent; see ``compaction.py``.
-        Returns the number of fragments merged per table.
+        ``lineages``: merge only these lineages' fragments (ones no trial is writing). Safe
+        against concurrent readers and crashes, idempotent; returns fragments merged per table.
         """
         out = {}
         for table in tables:
@@ -347,5 +395,5 @@ class ResultsStore:
                 raise StoreError(
                     f"table {table!r} is not compactable; compactable: curves, runs"
                 )
-            out[table] = compaction.compact_partition(self, spec, sweep_id)
+            out[table] = compaction.compact_partition(self, spec, sweep_id, lineages=lineages)
         return out

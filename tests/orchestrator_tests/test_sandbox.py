@@ -87,7 +87,7 @@ def test_copy_to_a_file_is_refused_and_writes_nothing(store, tmp_path):
 def test_copy_into_the_stores_own_folder_is_impossible(store):
     before, digest = curve_count(store), store_digest(store)
     part = Path(store.partition_dir("curves", "s1"))
-    fragment = sorted(part.glob("*.parquet"))[0]
+    fragment = sorted(part.glob("*/*.parquet"))[0]  # in its lineage's folder
     new_file = part / "dup__main__0.parquet"
     for sql in (
         f"COPY (SELECT * EXCLUDE (sweep_id) FROM curves) TO '{new_file}'",
@@ -284,7 +284,7 @@ def compact_once_after(monkeypatch, store: ResultsStore, table: str) -> dict:
         snap = real(self, name, sweep_id)
         if name == table and not fired["n"]:
             fired["n"] = 1
-            assert snap.paths() and not any(p.compacted for p in snap.partitions.values())
+            assert snap.paths() and not any(p.parts for p in snap.partitions.values())
             store.compact("s1")
         return snap
 
@@ -321,7 +321,7 @@ def test_a_compaction_between_connecting_and_querying_is_retried(store, monkeypa
 
     monkeypatch.setattr(sandbox, "confine", confine_then_compact)
     assert query_df(store, "SELECT count(*) AS n FROM curves")["n"].tolist() == [ROWS]
-    assert fired["n"] == 1 and not list(Path(store.partition_dir("curves", "s1")).glob("*__*.parquet"))
+    assert fired["n"] == 1 and not list(Path(store.partition_dir("curves", "s1")).glob("[!_]*/*.parquet"))
 
 
 def test_a_bad_query_is_not_retried(store, monkeypatch):

@@ -87,7 +87,12 @@ def sql_curves(store: ResultsStore) -> pd.DataFrame:
 
 
 def files_in(store: ResultsStore, table: str, sweep_id: str) -> list[str]:
-    return sorted(os.listdir(store.partition_dir(table, sweep_id)))
+    """Every file of the partition, by its path relative to the partition folder."""
+    root = store.partition_dir(table, sweep_id)
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+FIRST_PART = "_compacted/0000000001-0000000001.parquet"  # what the first compaction writes
 
 
 @pytest.fixture
@@ -117,7 +122,7 @@ def test_round_trip_reads_back_exactly_the_written_rows(store, two_lineages):
     assert multiset(store.read_table("curves")) == expected(two_lineages, "s1")
     assert multiset(sql_curves(store)) == expected(two_lineages, "s1")
     # The branch "h=100" is encoded so neither "_" nor "=" appears in a key part.
-    assert "wsd1__h+3D100__000.parquet" in files_in(store, "curves", "s1")
+    assert "wsd1/h+3D100__000.parquet" in files_in(store, "curves", "s1")
 
 
 def test_read_types_match_schema(store, two_lineages):
@@ -181,7 +186,7 @@ def test_crash_between_write_and_rename_leaves_readers_seeing_no_partial_rows(st
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 3, proc.stderr
     temps = [n for n in files_in(store, "curves", "s1") if n.endswith(".tmp")]
-    assert len(temps) == 1 and temps[0].startswith(".cos1__main__000.parquet.")
+    assert len(temps) == 1 and temps[0].startswith("cos1/.main__000.parquet.")
     # A torn temp file too (a crash during the write itself).
     Path(store.partition_dir("curves", "s1"), ".new1__main__000.parquet.deadbeef.tmp").write_bytes(
         b"PAR1\x00"
@@ -189,14 +194,15 @@ def test_crash_between_write_and_rename_leaves_readers_seeing_no_partial_rows(st
     want = expected(two_lineages, "s1")
     assert multiset(store.read_table("curves")) == want
     assert multiset(sql_curves(store)) == want
-    # Plain readers of the layout skip temps as well: pyarrow discovery and DuckDB's glob.
+    # Plain readers of the layout skip temps as well: pyarrow discovery and DuckDB's glob
+    # (fragments sit one folder deeper, in their lineage's folder).
     curves_dir = f"{store.base}/curves"
     plain = ds.dataset(curves_dir, format="parquet", partitioning="hive").to_table()
     assert plain.num_rows == len(two_lineages)
     glob = (
         duckdb.connect()
         .execute(
-            f"SELECT count(*) FROM read_parquet('{curves_dir}/*/*.parquet', hive_partitioning=true, union_by_name=true)"
+            f"SELECT count(*) FROM read_parquet('{curves_dir}/*/*/*.parquet', hive_partitioning=true, union_by_name=true)"
         )
         .fetchone()[0]
     )
@@ -206,12 +212,12 @@ def test_crash_between_write_and_rename_leaves_readers_seeing_no_partial_rows(st
 def test_compaction_preserves_the_multiset_of_rows_and_is_idempotent(store, two_lineages):
     want = expected(two_lineages, "s1")
     assert store.compact("s1") == {"curves": 8, "runs": 0}
-    assert files_in(store, "curves", "s1") == ["compacted.parquet"]
+    assert files_in(store, "curves", "s1") == [FIRST_PART]
     assert multiset(store.read_table("curves")) == want
     assert multiset(sql_curves(store)) == want
-    before = pq.read_table(f"{store.partition_dir('curves', 's1')}/compacted.parquet")
+    before = pq.read_table(f"{store.partition_dir('curves', 's1')}/{FIRST_PART}")
     assert store.compact("s1") == {"curves": 0, "runs": 0}
-    assert pq.read_table(f"{store.partition_dir('curves', 's1')}/compacted.parquet").equals(before)
+    assert pq.read_table(f"{store.partition_dir('curves', 's1')}/{FIRST_PART}").equals(before)
     assert multiset(store.read_table("curves")) == want
 
 
@@ -223,27 +229,28 @@ def test_crash_after_compacted_rename_never_shows_duplicates_and_rerun_finishes(
     store, two_lineages, monkeypatch
 ):
     want = expected(two_lineages, "s1")
-    real_write = ResultsStore.write_file
+    real_write = ResultsStore.write_batches
 
-    def write_then_crash(self, path, table, spec):
-        real_write(self, path, table, spec)
+    def write_then_crash(self, *args):
+        real_write(self, *args)
         raise _Crash  # renamed in, none of the merged fragments deleted yet
 
-    monkeypatch.setattr(ResultsStore, "write_file", write_then_crash)
+    monkeypatch.setattr(ResultsStore, "write_batches", write_then_crash)
     with pytest.raises(_Crash):
         store.compact("s1")
-    monkeypatch.setattr(ResultsStore, "write_file", real_write)
+    monkeypatch.setattr(ResultsStore, "write_batches", real_write)
     names = files_in(store, "curves", "s1")
-    assert "compacted.parquet" in names and len(names) == 9
+    assert FIRST_PART in names and len(names) == 9
     assert multiset(store.read_table("curves")) == want
     assert multiset(sql_curves(store)) == want
     # A reader in the middle of the deletes: half the merged fragments gone.
-    for name in [n for n in names if n != "compacted.parquet"][:4]:
+    for name in [n for n in names if n != FIRST_PART][:4]:
         os.remove(f"{store.partition_dir('curves', 's1')}/{name}")
     assert multiset(store.read_table("curves")) == want
     assert multiset(sql_curves(store)) == want
     assert store.compact("s1")["curves"] == 4
-    assert files_in(store, "curves", "s1") == ["compacted.parquet"]
+    # The rerun folds the crashed part (the same size as what it writes) into a new one.
+    assert files_in(store, "curves", "s1") == ["_compacted/0000000002-0000000001.parquet"]
     assert multiset(store.read_table("curves")) == want
 
 
@@ -252,27 +259,25 @@ def test_crash_before_compacted_rename_leaves_state_unchanged(store, two_lineage
         raise _Crash
 
     monkeypatch.setattr(ResultsStore, "_rename", crash)
-    monkeypatch.setattr(ResultsStore, "write_file", _write_without_cleanup)
+    monkeypatch.setattr(ResultsStore, "write_batches", _write_without_cleanup)
     with pytest.raises(_Crash):
         store.compact("s1")
     monkeypatch.undo()
     names = files_in(store, "curves", "s1")
-    assert "compacted.parquet" not in names and any(
-        n.startswith(".compacted.parquet.") for n in names
-    )
+    assert FIRST_PART not in names and any(n.startswith("_compacted/.") for n in names)
     assert multiset(store.read_table("curves")) == expected(two_lineages, "s1")
     store.compact("s1")  # also removes the crashed compaction's temp
-    assert files_in(store, "curves", "s1") == ["compacted.parquet"]
+    assert files_in(store, "curves", "s1") == [FIRST_PART]
     assert multiset(sql_curves(store)) == expected(two_lineages, "s1")
 
 
-def _write_without_cleanup(self, path, table, spec):
-    """ResultsStore.write_file minus the temp cleanup a hard crash would not get to run."""
+def _write_without_cleanup(self, path, spec, schema, batches):
+    """ResultsStore.write_batches minus the temp cleanup a hard crash would not get to run."""
     from orchestrator.store import _layout
 
     self.fs.create_dir(path.rpartition("/")[0], recursive=True)
     tmp = _layout.temp_path(path)
-    pq.write_table(table, tmp, filesystem=self.fs)
+    pq.write_table(pa.concat_tables(list(batches)), tmp, filesystem=self.fs)
     self._rename(tmp, path)
 
 
@@ -373,7 +378,7 @@ def test_schema_version_mismatch_raises_a_clear_error(store, two_lineages):
 def test_store_without_marker_is_judged_by_file_metadata(store, two_lineages):
     os.remove(Path(store.base, "_lrsweep.json"))
     assert multiset(ResultsStore(store.root).read_table("curves")) == expected(two_lineages, "s1")
-    path = f"{store.partition_dir('curves', 's1')}/cos1__main__000.parquet"
+    path = f"{store.partition_dir('curves', 's1')}/cos1/main__000.parquet"
     table = pq.read_table(path)
     pq.write_table(table.replace_schema_metadata({b"lrsweep.schema_version": b"7"}), path)
     with pytest.raises(StoreError, match="has schema version 7"):
@@ -381,7 +386,7 @@ def test_store_without_marker_is_judged_by_file_metadata(store, two_lineages):
 
 
 def test_files_missing_a_required_column_raise_a_clear_error(store, two_lineages):
-    path = f"{store.partition_dir('curves', 's1')}/cos1__main__000.parquet"  # first in order
+    path = f"{store.partition_dir('curves', 's1')}/cos1/main__000.parquet"  # first in order
     table = pq.read_table(path)
     pq.write_table(
         table.drop_columns(["loss"]).replace_schema_metadata(table.schema.metadata), path
@@ -435,11 +440,11 @@ def compaction_after_first_listing(monkeypatch, store: ResultsStore, table: str)
 def test_read_table_racing_a_compaction_lists_again(store, two_lineages, monkeypatch):
     fired = compaction_after_first_listing(monkeypatch, store, "curves")
     assert multiset(store.read_table("curves", "s1")) == expected(two_lineages, "s1")
-    assert fired["n"] == 1 and files_in(store, "curves", "s1") == ["compacted.parquet"]
+    assert fired["n"] == 1 and files_in(store, "curves", "s1") == [FIRST_PART]
 
 
 def test_runs_read_racing_a_compaction_lists_again(store, monkeypatch):
     store.write_runs("s1", [run_row("done", "trunk"), run_row("x", "trunk", "failed")])
     fired = compaction_after_first_listing(monkeypatch, store, "runs")
     assert sorted(store.read_table("runs", "s1")["lineage_id"].to_pylist()) == ["done", "x"]
-    assert fired["n"] == 1 and files_in(store, "runs", "s1") == ["compacted.parquet"]
+    assert fired["n"] == 1 and files_in(store, "runs", "s1") == [FIRST_PART]
