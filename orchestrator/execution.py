@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
+from orchestrator.local_gpus import check_local_gpus
 from orchestrator.progress import SweepProgress
 from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
 from trials.errors import ConfigError
@@ -105,6 +106,7 @@ def run_sweep(
     began = time.perf_counter()
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
+    check_local_gpus(spec, address)  # before anything is written or Ray starts
     store_root = resolve_store(spec, spec_path, store)  # Ray workers run in other directories
     results = ResultsStore(store_root)
     sweep_id = spec.name
@@ -241,9 +243,13 @@ def _run_on_tune(
     statuses: dict[str, str] = {}
     train_time = [0.0]
 
-    callback = _make_progress_callback(Callback, display, statuses, train_time, tps)
+    flops = {lin.lineage_id: plan.compute_of(lin.lineage_id).flops(1) for lin in todo}  # per update (6 N D)
+    callback = _make_progress_callback(Callback, display, statuses, train_time, tps, flops)
 
-    trainable = tune.with_resources(tune_trainable, {"cpu": cpu, "gpu": gpu})
+    # one bundle per trial holding every data-parallel worker: the workers are processes the
+    # trial starts on its own node (trials/data_parallel.py), so they share the trial's bundle
+    workers = int(resources.workers)
+    trainable = tune.with_resources(tune_trainable, {"cpu": cpu * workers, "gpu": gpu * workers})
     concurrency = max_concurrent or resources.concurrency
     tuner = tune.Tuner(
         trainable,
@@ -270,15 +276,15 @@ def _trial_name(trial: Any) -> str:
     return f"lineage_{trial.trial_id}"
 
 
-_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int]]] = {}
+_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int], dict[str, float]]] = {}
 
 
 def _make_progress_callback(base: type, display: SweepProgress, statuses: dict[str, str],
-                            train_time: list[float], tps: dict[str, int]) -> Any:
+                            train_time: list[float], tps: dict[str, int], flops: dict[str, float] | None = None) -> Any:
     """A Tune callback feeding the live display. Tune pickles its run config, so the callback
     holds only a token; the display and shared dicts stay in this process (``_LIVE``)."""
     token = id(display)
-    _LIVE[token] = (display, statuses, train_time, tps)
+    _LIVE[token] = (display, statuses, train_time, tps, flops or {})
     cls = type("SweepProgressCallback", (_ProgressMixin, base), {})
     return cls(token)
 
@@ -299,15 +305,18 @@ class _ProgressMixin:
         live = self._live()
         if not live:
             return
-        display, statuses, train_time, tps = live
+        display, statuses, train_time, tps, flops = live
         lid = trial.config["lineage"]["lineage_id"]
         if result.get("done"):
             statuses[lid] = result["status"]
             train_time[0] += float(result.get("train_time_s", 0.0))
             display.update(lid, state=result["status"])
         elif "steps_done" in result:
+            rate, peak = result.get("steps_per_s"), result.get("peak_flops")
             display.update(lid, tokens=int(result["steps_done"]) * tps[lid], branch=result.get("branch"),
-                           step=result.get("step"), end=result.get("end"), loss=result.get("loss"))
+                           step=result.get("step"), end=result.get("end"), loss=result.get("loss"),
+                           tokens_per_s=None if rate is None else rate * tps[lid],
+                           mfu=None if rate is None or not peak or lid not in flops else rate * flops[lid] / peak)
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
         live = self._live()
