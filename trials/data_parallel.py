@@ -185,9 +185,9 @@ def run_data_parallel(spec: LineageSpec, *, sink: Sink, checkpoints: Any, stored
 
     Ranks 1..N-1 are fresh interpreters (``python -c``), not ``multiprocessing`` children: those
     would re-import this process's ``__main__``, which inside a Ray worker is Ray's own. They
-    are this call's own processes: after rank 0 returns or fails they get a minute to finish
-    (a failed rank 0 leaves the group, which makes their next collective fail), then are
-    terminated; a failed child makes rank 0's next collective raise.
+    are this call's own processes: when rank 0 fails they are killed at once (they would wait
+    in their next collective); after a success they get a minute to leave the group. A child
+    that dies closes its sockets, which makes rank 0's next collective raise.
     """
     from trials.lineage import run_lineage
 
@@ -208,6 +208,10 @@ def run_data_parallel(spec: LineageSpec, *, sink: Sink, checkpoints: Any, stored
                 return run_lineage(dataclasses.replace(spec, device=device), sink=sink,
                                    checkpoints=_RankCheckpoints(checkpoints, dp) if checkpoints is not None else None,
                                    stored=stored, progress=progress, data_parallel=dp)
+        except BaseException:  # the others would wait in their next collective: stop them now
+            for child in children:
+                child.kill()
+            raise
         finally:
             for child in children:
                 try:

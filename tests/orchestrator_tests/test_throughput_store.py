@@ -125,6 +125,13 @@ def test_runtime_choices_enter_trunk_ids_only_when_they_differ_from_the_default(
     (compiled,) = plan(parse_spec({**MINIMAL, "runtime": {"compile": True}})).lineages
     assert len({base.lineage_id, two.lineage_id, compiled.lineage_id}) == 3
     assert (two.workers, two.compile, compiled.compile, compiled.precision) == (2, False, True, "fp32")
+    # the sweep's hash (stored with it, and a search's guard) likewise: as before for the defaults
+    from orchestrator.spec import spec_hash
+
+    spec = parse_spec(MINIMAL)
+    assert spec_hash(spec) == canonical_hash(spec.model_dump(mode="json", exclude={"store", "resources", "runtime"}))
+    assert spec_hash(parse_spec({**MINIMAL, "resources": {"workers": 2}})) != spec_hash(spec)
+    assert spec_hash(parse_spec({**MINIMAL, "resources": {"cpu": 2}})) == spec_hash(spec)
 
 
 @pytest.mark.parametrize("gpu", [0.25, 0.5, 1, 2, 1 / 3])
@@ -158,3 +165,60 @@ def test_lrsweep_run_refuses_a_gpu_the_local_ray_would_not_have(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("lrsweep: error: resources.gpu must be at most what this machine "
                                                    "has: 1 per trial needs 1 GPU(s), the local Ray would see 0")
     assert not (tmp_path / "store").exists()
+
+
+DP_SWEEP = """
+name = "dp"
+store = "{store}"
+warmup = 2
+batch_size = 8
+[workload]
+name = "linreg"
+sizes = [{{ dim = 30 }}]
+[[optimizers]]
+name = "sgd"
+lr = [0.05]
+[[schedules]]
+name = "wsd"
+cooldown_fraction = 0.25
+[horizons]
+steps = [40, 80]
+[resources]
+cpu = 1
+workers = 2
+"""
+
+
+def test_a_two_worker_sweep_through_ray_equals_one_worker_and_records_its_throughput(tmp_path):
+    from trials.lineage import run_lineage
+    from trials.sinks import MemorySink
+
+    spec_path = tmp_path / "dp.toml"
+    spec_path.write_text(DP_SWEEP.format(store=tmp_path / "store"))
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(spec_path), "--quiet"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    store = str(tmp_path / "store")
+    runs = load_runs(store, "dp")
+    assert set(runs["status"]) == {"completed"} and len(runs) == 3  # the trunk and two cooldowns
+    assert set(runs["workers"]) == {2} and set(runs["device"]) == {"cpu"} and runs["mfu"].isna().all()
+    # fresh sweep: every update timed once; tokens/s = tokens per step / step time, consistent with rows
+    assert (runs["train_time_s"] / runs["step_time_s"]).round().astype(int).tolist() == runs["steps_trained"].tolist()
+    assert ((runs["tokens_per_s"] * runs["step_time_s"]).round() == runs["tokens_per_step"]).all()
+    assert (runs["train_time_s"] <= runs["wall_time_s"]).all()
+    lineages = load_lineages(store, "dp")
+    assert lineages["tokens_per_s"].notna().all() and lineages["mfu"].isna().all()
+    (summary,) = sweep_summaries(store, "dp")
+    assert summary["tokens_per_s"] > 0 and summary["mfu"] is None
+    # the stored 2-worker curve is the 1-worker curve of the same global batch, within float rounding
+    from orchestrator.query import load_curve_rows
+    from orchestrator.spec import load_spec
+
+    (two,) = plan(load_spec(spec_path)).lineages
+    one = MemorySink()
+    run_lineage(__import__("dataclasses").replace(two, workers=1), sink=one)
+    stored = load_curve_rows(store, "dp", split="train")
+    mine = {(r.branch, r.step): r.loss for r in stored.itertuples()}
+    theirs = {(r["branch"], r["step"]): r["loss"] for r in one.rows() if r["split"] == "train"}
+    assert mine.keys() == theirs.keys()
+    assert max(abs(mine[k] - theirs[k]) for k in mine) < 1e-5

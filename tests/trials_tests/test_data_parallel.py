@@ -167,3 +167,39 @@ def test_workers_need_a_splittable_batch_and_a_workload_that_splits():
     whole = Whole(w.config, seed=0, batch_size=6)
     with pytest.raises(ConfigError, match=r"^resources\.workers must be 1: workload 'char_gpt' does not split"):
         whole.shard(0, 2)
+
+
+def ranks(pids) -> list[int]:
+    """The data-parallel ranks among ``pids`` (by their command line; other children are not ours)."""
+    out = []
+    for pid in pids:
+        try:
+            if b"_rank_entry" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def test_a_rank_that_dies_makes_rank_0_fail_at_once_and_leaves_no_process():
+    from tests._procs import descendants, process_table
+
+    spec = lineage(setting(horizons=(5000,), peak_lr=0.05, workload="linreg"), workers=2)
+    killed: dict[str, float] = {}
+
+    def progress(branch: str, step: int, end: int, loss: float) -> None:
+        if step == 5:
+            import signal
+            import time
+
+            pids = ranks(descendants(os.getpid(), process_table()))
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            killed["at"], killed["n"] = time.monotonic(), len(pids)
+
+    import time
+
+    with pytest.raises(RuntimeError, match=r"Connection reset by peer|Connection closed by peer"):
+        run_lineage(spec, sink=MemorySink(), progress=progress)
+    assert killed["n"] == 1 and time.monotonic() - killed["at"] < 30  # not gloo's 30-minute timeout
+    assert ranks(descendants(os.getpid(), process_table())) == []
