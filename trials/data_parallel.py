@@ -180,7 +180,7 @@ _CHILD = "import sys; from trials.data_parallel import _rank_entry; _rank_entry(
 
 
 def run_data_parallel(spec: LineageSpec, *, sink: Sink, checkpoints: Any, stored: StoredLineage | None,
-                      progress: Progress | None, gpus_per_worker: int = 1) -> LineageResult:
+                      progress: Progress | None, gpus_per_worker: int | None = None) -> LineageResult:
     """Run ``spec`` on ``spec.workers`` ranks: this process is rank 0 (see the module docstring).
 
     Ranks 1..N-1 are fresh interpreters (``python -c``), not ``multiprocessing`` children: those
@@ -192,6 +192,9 @@ def run_data_parallel(spec: LineageSpec, *, sink: Sink, checkpoints: Any, stored
     from trials.lineage import run_lineage
 
     world = spec.workers
+    if gpus_per_worker is None:  # the trial sees the GPUs of all its workers (CUDA_VISIBLE_DEVICES)
+        cuda = torch.device(spec.device).type == "cuda"
+        gpus_per_worker = max(1, torch.cuda.device_count() // world) if cuda else 1
     with tempfile.TemporaryDirectory(prefix="lrsweep-ddp-") as folder:
         rendezvous = os.path.join(folder, "rendezvous")
         children = []

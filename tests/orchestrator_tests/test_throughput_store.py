@@ -222,3 +222,21 @@ def test_a_two_worker_sweep_through_ray_equals_one_worker_and_records_its_throug
     theirs = {(r["branch"], r["step"]): r["loss"] for r in one.rows() if r["split"] == "train"}
     assert mine.keys() == theirs.keys()
     assert max(abs(mine[k] - theirs[k]) for k in mine) < 1e-5
+
+
+def test_a_trial_report_becomes_tokens_per_second_and_mfu_in_the_display():
+    """What a running trial reports (updates/s, its devices' peak) through the Tune callback."""
+    from types import SimpleNamespace
+
+    from orchestrator.execution import _make_progress_callback
+
+    display = SweepProgress([("L1", 10_000, "a"), ("L2", 10_000, "b")], live=False,
+                            console=Console(file=io.StringIO()), interval=1e9)
+    callback = _make_progress_callback(object, display, {}, [0.0], {"L1": 256, "L2": 256}, {"L1": 1e9, "L2": 1e9})
+    for lid, peak in (("L1", None), ("L2", 1e12)):
+        trial = SimpleNamespace(config={"lineage": {"lineage_id": lid}})
+        callback.on_trial_result(0, [], trial, {"steps_done": 10, "branch": "trunk", "step": 10, "end": 40,
+                                                "loss": 3.0, "steps_per_s": 4.0, "peak_flops": peak})
+    one, two = display.lineages["L1"], display.lineages["L2"]
+    assert (one.tokens_per_s, one.mfu) == (1024.0, None)  # CPU: n/a
+    assert (two.tokens_per_s, two.mfu) == (1024.0, 4.0 * 1e9 / 1e12)

@@ -203,3 +203,14 @@ def test_a_rank_that_dies_makes_rank_0_fail_at_once_and_leaves_no_process():
         run_lineage(spec, sink=MemorySink(), progress=progress)
     assert killed["n"] == 1 and time.monotonic() - killed["at"] < 30  # not gloo's 30-minute timeout
     assert ranks(descendants(os.getpid(), process_table())) == []
+
+
+def test_each_rank_gets_its_own_device_and_the_group_binds_the_loopback_interface():
+    import socket
+
+    from trials.data_parallel import loopback_interface, rank_device
+
+    assert [rank_device("cpu", r) for r in range(3)] == ["cpu"] * 3
+    assert [rank_device("cuda", r, 2) for r in range(3)] == ["cuda:0", "cuda:2", "cuda:4"]
+    assert loopback_interface() in {name for _, name in socket.if_nameindex()}
+    assert loopback_interface().startswith("lo")
