@@ -36,12 +36,14 @@ def estimate_s(compute: Any) -> float:
     return float(compute.run_steps) * per_step
 
 
-def make_bundles(todo: list[LineageSpec], plan: Any, slots: int, *, gpu: float = 0.0) -> list[list[LineageSpec]]:
+def make_bundles(todo: list[LineageSpec], plan: Any, slots: int, *, gpu: float = 0.0,
+                 workers: int = 1) -> list[list[LineageSpec]]:
     """Group ``todo`` into bundles (most of one lineage) for ``slots`` concurrent trials.
 
-    GPU trials are never bundled (their cost is not estimated by this rule).
+    GPU trials and data-parallel ones (``workers`` > 1) are never bundled (their cost is not
+    estimated by this rule).
     """
-    if gpu > 0 or len(todo) <= 1:
+    if gpu > 0 or workers > 1 or len(todo) <= 1:
         return [[lin] for lin in todo]
     est = {lin.lineage_id: estimate_s(plan.compute_of(lin.lineage_id)) for lin in todo}
     small = [lin for lin in todo if est[lin.lineage_id] < SMALL_S]

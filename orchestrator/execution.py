@@ -30,6 +30,7 @@ from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
 from orchestrator.bundles import make_bundles
+from orchestrator.local_gpus import check_local_gpus
 from orchestrator.progress import SweepProgress
 from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
 from trials.errors import ConfigError
@@ -106,6 +107,7 @@ def run_sweep(
     began = time.perf_counter()
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
+    check_local_gpus(spec, address)  # before anything is written or Ray starts
     store_root = resolve_store(spec, spec_path, store)  # Ray workers run in other directories
     results = ResultsStore(store_root)
     sweep_id = spec.name
@@ -242,8 +244,8 @@ def _run_on_tune(
     results = ResultsStore(store_root)
     tune_storage = checkpoint_folder(results, "_tune")
     results.fs.create_dir(tune_storage, recursive=True)
-    slots = max_concurrent or resources.concurrency or _slots(cpu, gpu)
-    bundles = make_bundles(todo, plan, slots, gpu=gpu)
+    slots = max_concurrent or resources.concurrency or _slots(cpu * int(resources.workers), gpu * int(resources.workers))
+    bundles = make_bundles(todo, plan, slots, gpu=gpu, workers=int(resources.workers))
     param_space = {
         "bundle": tune.grid_search([[lin.to_dict() for lin in bundle] for bundle in bundles]),
         "store": store_root, "sweep_id": sweep_id, "threads": threads,
@@ -259,9 +261,13 @@ def _run_on_tune(
     from orchestrator.live_compaction import LiveCompactor
 
     compactor = LiveCompactor(results, sweep_id)
-    callback = _make_progress_callback(Callback, display, statuses, train_time, tps, compactor)
+    flops = {lin.lineage_id: plan.compute_of(lin.lineage_id).flops(1) for lin in todo}  # per update (6 N D)
+    callback = _make_progress_callback(Callback, display, statuses, train_time, tps, flops, compactor)
 
-    trainable = tune.with_resources(tune_trainable, {"cpu": cpu, "gpu": gpu})
+    # one bundle per trial holding every data-parallel worker: the workers are processes the
+    # trial starts on its own node (trials/data_parallel.py), so they share the trial's bundle
+    workers = int(resources.workers)
+    trainable = tune.with_resources(tune_trainable, {"cpu": cpu * workers, "gpu": gpu * workers})
     concurrency = max_concurrent or resources.concurrency
     log.debug("%d lineages in %d trials", len(todo), len(bundles))
     tuner = tune.Tuner(
@@ -318,16 +324,17 @@ def _trial_name(trial: Any) -> str:
     return f"lineage_{trial.trial_id}"
 
 
-_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int], Any]] = {}
+_LIVE: dict[int, tuple[SweepProgress, dict[str, str], list[float], dict[str, int], dict[str, float], Any]] = {}
 
 
 def _make_progress_callback(base: type, display: SweepProgress, statuses: dict[str, str],
-                            train_time: list[float], tps: dict[str, int], compactor: Any) -> Any:
+                            train_time: list[float], tps: dict[str, int], flops: dict[str, float] | None = None,
+                            compactor: Any = None) -> Any:
     """A Tune callback feeding the live display (and the compaction of finished lineages,
     ``orchestrator/live_compaction.py``). Tune pickles its run config, so the callback holds
     only a token; the display and shared dicts stay in this process (``_LIVE``)."""
     token = id(display)
-    _LIVE[token] = (display, statuses, train_time, tps, compactor)
+    _LIVE[token] = (display, statuses, train_time, tps, flops or {}, compactor)
     cls = type("SweepProgressCallback", (_ProgressMixin, base), {})
     return cls(token)
 
@@ -349,20 +356,24 @@ class _ProgressMixin:
         live = self._live()
         if not live:
             return
-        display, statuses, train_time, tps, compactor = live
+        display, statuses, train_time, tps, flops, compactor = live
         lid = result.get("lineage_id") or _bundle_ids(trial)[0]
         if result.get("lineage_done"):
             statuses[lid] = result["status"]
             train_time[0] += float(result.get("train_time_s", 0.0))
             display.update(lid, state=result["status"])
-            compactor.finished(lid)
+            if compactor is not None:
+                compactor.finished(lid)
             ids = _bundle_ids(trial)
             later = ids[ids.index(lid) + 1:] if lid in ids else []
             if later:
                 display.update(later[0], state="running")
         elif "steps_done" in result:
+            rate, peak = result.get("steps_per_s"), result.get("peak_flops")
             display.update(lid, tokens=int(result["steps_done"]) * tps[lid], branch=result.get("branch"),
-                           step=result.get("step"), end=result.get("end"), loss=result.get("loss"))
+                           step=result.get("step"), end=result.get("end"), loss=result.get("loss"),
+                           tokens_per_s=None if rate is None else rate * tps[lid],
+                           mfu=None if rate is None or not peak or lid not in flops else rate * flops[lid] / peak)
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
         live = self._live()

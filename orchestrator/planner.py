@@ -202,7 +202,8 @@ def plan_config(spec: SweepSpec) -> PlanConfig:
         points_per_decade=spec.eval.points_per_decade, eval_every=spec.eval.every, averagers=points,
         checkpoint_grid=spec.resources.checkpoint_grid, checkpoint_every=spec.resources.checkpoint_every,
         log_every=spec.eval.log_every, divergence_factor=spec.divergence_factor,
-        device="cuda" if spec.resources.gpu > 0 else "cpu",
+        device="cuda" if spec.resources.gpu > 0 else "cpu", precision=spec.runtime.precision,
+        compile=spec.runtime.compile, workers=spec.resources.workers,
     )
 
 

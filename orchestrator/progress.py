@@ -1,5 +1,7 @@
-"""Live progress of a sweep: per running lineage its branch, step, tokens and latest loss; totals
-that count running trials; an ETA from the measured throughput.
+"""Live progress of a sweep: per running lineage its branch, step, tokens, latest loss, tokens/s
+and MFU (``n/a`` on CPU; both over the trial's last report interval, evaluation included — the
+store's ``runs`` columns time the updates alone, ``trials/throughput.py``); totals that count
+running trials; an ETA from the measured throughput.
 
 Two modes, chosen by whether the console is a terminal:
 - a terminal gets a rich live table (a summary row and one row per running lineage);
@@ -48,6 +50,19 @@ def _count(value: float) -> str:
     return f"{value:.0f}"
 
 
+def _mfu(lin: _Lineage) -> str:
+    if not math.isfinite(lin.tokens_per_s):
+        return "-"
+    return "n/a" if lin.mfu is None else f"{100 * lin.mfu:.1f}%"
+
+
+def _speed(lin: _Lineage) -> str:
+    """`` 1.2k tokens/s MFU n/a`` once the lineage reported a rate, else nothing."""
+    if not math.isfinite(lin.tokens_per_s):
+        return ""
+    return f" {_count(lin.tokens_per_s)} tokens/s MFU {_mfu(lin)}"
+
+
 @dataclass
 class _Lineage:
     label: str
@@ -58,6 +73,8 @@ class _Lineage:
     step: int = 0
     end: int = 0
     loss: float = math.nan
+    tokens_per_s: float = math.nan
+    mfu: float | None = None
 
 
 class SweepProgress:
@@ -106,7 +123,7 @@ class SweepProgress:
     # ---- updates ------------------------------------------------------------------------
     def update(self, lineage_id: str, *, state: str | None = None, tokens: int | None = None,
                branch: str | None = None, step: int | None = None, end: int | None = None,
-               loss: float | None = None) -> None:
+               loss: float | None = None, tokens_per_s: float | None = None, mfu: float | None = None) -> None:
         lin = self.lineages.get(lineage_id)
         if lin is None:
             return
@@ -118,9 +135,12 @@ class SweepProgress:
                 self.first_report = self.clock()
         if state in ("completed", "diverged"):
             lin.tokens = lin.planned_tokens
-        for name, value in (("branch", branch), ("step", step), ("end", end), ("loss", loss)):
+        for name, value in (("branch", branch), ("step", step), ("end", end), ("loss", loss),
+                            ("tokens_per_s", tokens_per_s)):
             if value is not None:
                 setattr(lin, name, value)
+        if tokens_per_s is not None:  # a report without an MFU is a device without a peak: n/a
+            lin.mfu = mfu
         self._refresh()
 
     def _refresh(self) -> None:
@@ -172,7 +192,7 @@ class SweepProgress:
         parts += [f"{_count(self.tokens_done)}/{_count(self.total_tokens)} tokens ({pct:.0f}%)",
                   f"{_count(rate)} tokens/s" if math.isfinite(rate) else "- tokens/s",
                   f"elapsed {format_duration(self.clock() - self.began)}", f"ETA {format_duration(self.eta())}"]
-        running = [f"{lid[:8]} {lin.branch}@{lin.step}/{lin.end} loss {lin.loss:.4g}"
+        running = [f"{lid[:8]} {lin.branch}@{lin.step}/{lin.end} loss {lin.loss:.4g}{_speed(lin)}"
                    for lid, lin in self.lineages.items() if lin.state == "running" and lin.end]
         return "lrsweep: " + ", ".join(parts) + ("; " + "; ".join(running) if running else "")
 
@@ -192,10 +212,11 @@ class SweepProgress:
             return Group(summary)
         detail = Table(show_header=True, header_style="bold", box=None)
         for col, justify in (("lineage", "left"), ("setting", "left"), ("branch", "left"), ("step", "right"),
-                             ("tokens", "right"), ("loss", "right")):
+                             ("tokens", "right"), ("loss", "right"), ("tokens/s", "right"), ("MFU", "right")):
             detail.add_column(col, justify=justify)  # type: ignore[arg-type]
         for lid, lin in running:
             detail.add_row(lid[:12], lin.label, lin.branch or "-", f"{lin.step}/{lin.end}" if lin.end else "-",
                            f"{lin.tokens:,}/{lin.planned_tokens:,}",
-                           f"{lin.loss:.4f}" if math.isfinite(lin.loss) else "-")
+                           f"{lin.loss:.4f}" if math.isfinite(lin.loss) else "-",
+                           _count(lin.tokens_per_s) if math.isfinite(lin.tokens_per_s) else "-", _mfu(lin))
         return Group(summary, detail)

@@ -12,7 +12,7 @@ def sweep_summaries(store: str, sweep_id: str | None = None) -> list[dict]:
     """Per sweep: lineages planned and how many are completed/diverged/stopped/failed/pending
     (a lineage counts as its worst run: failed > pending > stopped > diverged > completed;
     ``stopped``: by a search, at a horizon rung), the steps the plan needs vs what is stored,
-    and the tokens trained."""
+    the tokens trained and the throughput per lineage (tokens/s, step time, MFU)."""
     from orchestrator.query import load_lineages, load_runs, load_sweeps
 
     sweeps = load_sweeps(store)
@@ -44,9 +44,40 @@ def sweep_summaries(store: str, sweep_id: str | None = None) -> list[dict]:
             "pending": counts["pending"],
             "tokens_trained": int(my_runs["tokens_trained"].sum()) if my_runs is not None and len(my_runs) else 0,
             "planned_tokens": plan.get("planned_tokens"), "naive_tokens": plan.get("naive_tokens"),
+            **_throughput(my_runs),
             "updated_at": str(sweep.get("updated_at")),
         })
     return out
+
+
+def _throughput(runs: object) -> dict[str, float | None]:
+    """A sweep's throughput per lineage from its ``runs`` rows (``trials/throughput.py``):
+    tokens/s = tokens of every timed update / their train time; the median step time; the
+    median MFU (None — "n/a" — where no run has one: CPU, an unknown GPU, or an older store)."""
+    import pandas as pd
+
+    empty = {"tokens_per_s": None, "step_time_s": None, "mfu": None}
+    if runs is None or not len(runs) or "tokens_per_s" not in runs:  # type: ignore[arg-type]
+        return empty
+    timed = runs[runs["tokens_per_s"].notna() & runs["train_time_s"].notna()]  # type: ignore[index]
+    if timed.empty:
+        return empty
+    seconds = float(timed["train_time_s"].sum())
+    tokens = float((timed["tokens_per_s"] * timed["train_time_s"]).sum())
+    mfu = pd.to_numeric(timed["mfu"], errors="coerce").dropna()
+    return {"tokens_per_s": tokens / seconds if seconds > 0 else None,
+            "step_time_s": float(timed["step_time_s"].median()),
+            "mfu": float(mfu.median()) if len(mfu) else None}
+
+
+def _cell(col: str, value: object) -> str:
+    if col == "mfu":
+        return "n/a" if value is None else f"{100 * float(value):.1f}%"  # type: ignore[arg-type]
+    if col == "tokens_per_s":
+        return "-" if value is None else f"{float(value):,.0f}"  # type: ignore[arg-type]
+    if col == "step_time_s":
+        return "-" if value is None else f"{1000 * float(value):.1f} ms"  # type: ignore[arg-type]
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def sweep_status(store: str, sweep_id: str | None = None, *, as_json: bool = False) -> str:
@@ -57,11 +88,13 @@ def sweep_status(store: str, sweep_id: str | None = None, *, as_json: bool = Fal
     from rich.table import Table
 
     table = Table(title=f"lrsweep store {store}")
-    cols = ("sweep_id", "planned", "completed", "diverged", "stopped", "failed", "pending", "tokens_trained", "updated_at")
+    cols = ("sweep_id", "planned", "completed", "diverged", "stopped", "failed", "pending", "tokens_trained",
+            "tokens_per_s", "step_time_s", "mfu", "updated_at")
+    heads = {"tokens_per_s": "tokens/s per lineage", "step_time_s": "step time", "mfu": "MFU"}
     for col in cols:
-        table.add_column(col)
+        table.add_column(heads.get(col, col))
     for r in rows:
-        table.add_row(*(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols))
+        table.add_row(*(_cell(c, r[c]) for c in cols))
     buf = StringIO()
-    Console(file=buf, width=160).print(table)
+    Console(file=buf, width=200).print(table)
     return buf.getvalue()

@@ -49,7 +49,30 @@ def run_row(spec: Any, result: dict[str, Any], *, model_size: str, previous: dic
         "flops_trained": float(steps * flops_per_step),
         "replayed_steps": int(replayed_steps) + int((previous or {}).get("replayed_steps") or 0),
         "finished_at": datetime.now(timezone.utc),
+        **throughput_columns(result, previous),
     }
+
+
+def throughput_columns(result: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``runs`` throughput columns of a finished branch (``trials/throughput.py``): over the
+    updates this run timed plus, for an extended trunk, those its ``previous`` row had timed."""
+    from trials.throughput import mfu, peak_flops
+
+    timed, seconds = int(result.get("timed_steps") or 0), float(result.get("train_time_s") or 0.0)
+    prev = previous or {}
+    if prev.get("train_time_s") and prev.get("step_time_s"):
+        timed += round(float(prev["train_time_s"]) / float(prev["step_time_s"]))
+        seconds += float(prev["train_time_s"])
+    device, workers, precision = result.get("device"), result.get("workers"), result.get("precision")
+    if not timed or seconds <= 0:
+        return {"train_time_s": seconds if timed else None, "step_time_s": None, "tokens_per_s": None, "mfu": None,
+                "device": device, "workers": workers, "precision": precision}
+    step_time = seconds / timed
+    peak = peak_flops(str(device), str(precision)) if device and precision else None
+    return {"train_time_s": seconds, "step_time_s": step_time,
+            "tokens_per_s": float(result["tokens_per_step"]) / step_time,
+            "mfu": mfu(float(result["flops_per_step"]), step_time, peak, int(workers or 1)),
+            "device": device, "workers": workers, "precision": precision}
 
 
 class StoreSink:
@@ -140,14 +163,17 @@ def run_lineage_to_store(
         stored = _reopened(stored)
     checkpoints = checkpoints_of(store, sweep_id, spec.lineage_id)
     began = time.perf_counter()
-    done, last = [0], [time.monotonic()]
+    done, last = [0, 0], [time.monotonic()]  # updates so far, at the last report; its time
+    peak = _peak(spec) if on_progress is not None else None
 
     def progress(branch: str, step: int, end: int, loss: float) -> None:
         done[0] += 1
         now = time.monotonic()
         if on_progress is not None and now - last[0] >= PROGRESS_EVERY_S:  # a Tune report costs ~3.5 ms
-            last[0] = now
-            on_progress({"steps_done": done[0], "branch": branch, "step": step, "end": end, "loss": loss})
+            rate = (done[0] - done[1]) / (now - last[0])  # updates/s since the last report, evals included
+            last[0], done[1] = now, done[0]
+            on_progress({"steps_done": done[0], "branch": branch, "step": step, "end": end, "loss": loss,
+                         "steps_per_s": rate, "peak_flops": peak})
 
     sink = StoreSink(store, sweep_id, spec, model_size=model_size)
     result = run_lineage(spec, sink=sink, checkpoints=checkpoints, stored=stored, progress=progress)
@@ -158,6 +184,14 @@ def run_lineage_to_store(
             "tokens_trained": result.run_steps * result.tokens_per_step,
             "train_time_s": time.perf_counter() - began, "resumed_from": result.resumed_from,
             "pid": os.getpid()}
+
+
+def _peak(spec: Any) -> float | None:
+    """Peak FLOP/s of all the lineage's devices at its precision (None on CPU / unknown GPUs)."""
+    from trials.throughput import device_name, peak_flops
+
+    peak = peak_flops(device_name(spec.device), spec.precision)
+    return None if peak is None else peak * spec.workers
 
 
 def _ray_node_id() -> str | None:

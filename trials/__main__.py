@@ -38,7 +38,8 @@ __all__ = ["averager_point", "lineage_from_mapping", "load_lineage_file", "main"
 
 _REQUIRED = ("workload", "optimizer", "peak_lr", "warmup", "batch_size", "seed", "horizons")
 _OPTIONAL = ("workload_params", "optimizer_params", "schedule", "schedule_params", "averagers",
-             "points_per_decade", "eval_every", "checkpoint_every", "log_every", "divergence_factor", "device")
+             "points_per_decade", "eval_every", "checkpoint_every", "log_every", "divergence_factor", "device",
+             "precision", "compile", "workers")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -123,7 +124,8 @@ def lineage_from_mapping(data: dict[str, Any]) -> LineageSpec:
         points_per_decade=int(data.get("points_per_decade", 4)), eval_every=int(data.get("eval_every", 0)),
         averagers=points, checkpoint_every=int(data.get("checkpoint_every", 0)),
         log_every=int(data.get("log_every", 1)), divergence_factor=float(data.get("divergence_factor", 5.0)),
-        device=str(data.get("device", "cpu")),
+        device=str(data.get("device", "cpu")), precision=str(data.get("precision", "fp32")),
+        compile=bool(data.get("compile", False)), workers=int(data.get("workers", 1)),
     )
     lineages, _ = plan_lineages([setting], config)
     if len(lineages) != 1:

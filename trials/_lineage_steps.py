@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,8 +17,12 @@ from trials.divergence import DivergenceMonitor
 from trials.eval_point import is_schedule_free, schedule_free_x, swapped_in
 from trials.lineage_spec import BranchSpec, LineageSpec
 from trials.optimizers import build_optimizer
+from trials.runtime import autocast, check_runtime, compile_model, configure_backends
 from trials.schedules import Schedule, build_schedule
 from trials.workloads import Workload, build_workload
+
+if TYPE_CHECKING:
+    from trials.data_parallel import DataParallel
 
 __all__ = ["trunk_schedule"]
 
@@ -31,7 +35,14 @@ class _Components:
     params: list[torch.nn.Parameter]
     grad_clip: float | None
     monitor: DivergenceMonitor
+    precision: str = "fp32"
+    dp: DataParallel | None = None  # this process's rank, when the lineage spans several workers
     initial: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def evaluates(self) -> bool:
+        """Only rank 0 evaluates (and writes rows); one worker always does."""
+        return self.dp is None or self.dp.is_main
 
 
 def trunk_schedule(spec: LineageSpec) -> Schedule | None:
@@ -43,11 +54,16 @@ def trunk_schedule(spec: LineageSpec) -> Schedule | None:
 
 
 # ---------------------------------------------------------------------------------- build
-def _build(spec: LineageSpec) -> _Components:
+def _build(spec: LineageSpec, dp: DataParallel | None = None) -> _Components:
+    check_runtime(spec.precision, spec.compile, spec.device)
+    configure_backends(spec.precision, spec.device)
     torch.manual_seed(spec.seed)
     workload = build_workload(
         spec.workload, seed=spec.seed, batch_size=spec.batch_size, device=spec.device, **spec.workload_params
     )
+    workload.shard(dp.rank if dp is not None else 0, dp.world if dp is not None else 1)
+    if spec.compile:
+        compile_model(workload.model)
     hyper = dict(spec.optimizer_params)
     grad_clip = hyper.pop("grad_clip", None)
     named = list(workload.model.named_parameters())
@@ -60,9 +76,12 @@ def _build(spec: LineageSpec) -> _Components:
     if is_schedule_free(optimizer):
         optimizer.train()
     # The divergence rule's scale: the initial weights' loss on the fixed held-out set, measured
-    # before any update so that an explosion inside the warmup cannot contaminate it.
-    monitor = DivergenceMonitor(spec.divergence_factor, scale=workload.eval_loss())
-    c = _Components(workload, optimizer, trunk_schedule(spec), [p for _, p in named], grad_clip, monitor)
+    # before any update so that an explosion inside the warmup cannot contaminate it. Every rank
+    # measures it alike (the held-out set is not sharded), so every rank decides alike.
+    with autocast(spec.precision, workload.device):
+        scale = workload.eval_loss()
+    c = _Components(workload, optimizer, trunk_schedule(spec), [p for _, p in named], grad_clip,
+                    DivergenceMonitor(spec.divergence_factor, scale=scale), precision=spec.precision, dp=dp)
     c.initial = _capture(c, None)
     return c
 
@@ -112,8 +131,12 @@ def _train_step(c: _Components, step: int, multiplier: float) -> float:
         for group in c.optimizer.param_groups:
             group["lr"] = group["base_lr"] * multiplier
     c.optimizer.zero_grad(set_to_none=True)
-    loss = c.workload.train_loss(step)
+    with autocast(c.precision, c.workload.device):
+        loss = c.workload.train_loss(step)
     loss.backward()
+    if c.dp is not None:  # gradients and loss: means over the workers' equal shares of the batch
+        loss = loss.detach().float().reshape(1)
+        c.dp.average_([p.grad for p in c.params if p.grad is not None] + [loss])
     if c.grad_clip:
         torch.nn.utils.clip_grad_norm_(c.params, c.grad_clip)
     value = float(loss.detach())
@@ -136,7 +159,16 @@ def _update_averagers(c: _Components, averagers: AveragerSet, step: int) -> None
 
 def _evaluate(c: _Components, spec: LineageSpec, averagers: AveragerSet, branch: str, step: int,
               lr: float, labels: tuple[str, ...] | list[str]) -> list[dict[str, Any]]:
-    """Eval rows for the weights ``labels`` at ``step`` (``raw``, ``x`` or averager labels)."""
+    """Eval rows for the weights ``labels`` at ``step`` (``raw``, ``x`` or averager labels);
+    none on data-parallel ranks other than 0."""
+    if not c.evaluates:
+        return []
+    with autocast(c.precision, c.workload.device):
+        return _eval_rows(c, spec, averagers, branch, step, lr, labels)
+
+
+def _eval_rows(c: _Components, spec: LineageSpec, averagers: AveragerSet, branch: str, step: int,
+               lr: float, labels: tuple[str, ...] | list[str]) -> list[dict[str, Any]]:
     w = c.workload
     base = {"lineage_id": spec.lineage_id, "branch": branch, "step": step, "tokens": step * w.tokens_per_step,
             "flops": step * w.flops_per_step, "lr": lr, "split": "eval"}

@@ -3,8 +3,11 @@
 A **trunk** is one training trajectory. It is identified only by what determines its weights:
 the workload and its parameters (model size, data, how losses are measured), the optimizer and
 its hyperparameters, the peak LR, the warmup, the batch size, the seed (model init and data
-order: a workload draws the batch of update ``t`` from ``(seed, t)`` alone), and the trunk's own
-LR *rule* — never horizons, cooldowns, eval points or averagers. Rules:
+order: a workload draws the batch of update ``t`` from ``(seed, t)`` alone), the trunk's own
+LR *rule*, and how its arithmetic runs when that differs from the default (``runtime``: a
+``precision`` other than fp32, ``compile``, more than one data-parallel ``worker`` — each
+changes the rounding, so the weights' bits; ``trials/runtime.py``) — never horizons,
+cooldowns, eval points or averagers. Rules:
 
 - ``constant``: the LR of the ``constant`` schedule and of every WSD schedule before its decay
   start, so ``constant`` and every WSD variant at the same LR share one trunk;
@@ -34,6 +37,7 @@ __all__ = [
     "branch_name",
     "canonical_hash",
     "trunk_id",
+    "runtime_key",
     "trunk_rule",
 ]
 
@@ -69,14 +73,34 @@ def trunk_rule(schedule: str | None, schedule_params: dict[str, Any], horizon: i
 def trunk_id(
     *, workload: str, workload_params: dict[str, Any], optimizer: str, optimizer_params: dict[str, Any],
     peak_lr: float, warmup: int, batch_size: int, seed: int, rule: str, rule_params: dict[str, Any],
+    runtime: dict[str, Any] | None = None,
 ) -> str:
-    """The id of the trunk these values determine (the lineage id of the lineage that runs it)."""
-    return canonical_hash({
+    """The id of the trunk these values determine (the lineage id of the lineage that runs it).
+
+    ``runtime``: :func:`runtime_key`; empty (the default: fp32, not compiled, one worker) adds
+    nothing to the hash, so every id from before these options existed is unchanged.
+    """
+    key = {
         "workload": workload, "workload_params": workload_params,
         "optimizer": optimizer, "optimizer_params": optimizer_params,
         "peak_lr": float(peak_lr), "warmup": int(warmup), "batch_size": int(batch_size), "seed": int(seed),
         "rule": rule, "rule_params": rule_params,
-    })
+    }
+    if runtime:
+        key["runtime"] = runtime
+    return canonical_hash(key)
+
+
+def runtime_key(*, precision: str = "fp32", compile: bool = False, workers: int = 1) -> dict[str, Any]:
+    """The runtime choices that enter a trunk's id: only those that differ from the default."""
+    out: dict[str, Any] = {}
+    if precision != "fp32":
+        out["precision"] = precision
+    if compile:
+        out["compile"] = True
+    if workers != 1:
+        out["workers"] = int(workers)
+    return out
 
 
 def _number(value: float) -> str:

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trials._lineage_steps import (
     _averagers,
@@ -42,7 +42,11 @@ from trials.checkpoint import CheckpointStore
 from trials.identity import TRUNK
 from trials.lineage_spec import LineageSpec
 from trials.sinks import MemorySink, Sink
+from trials.throughput import StepClock, device_name
 from trials.work import BranchTask, StoredLineage, TrunkPass, Work, plan_work
+
+if TYPE_CHECKING:
+    from trials.data_parallel import DataParallel
 
 __all__ = ["BranchResult", "LineageResult", "ReplayMismatch", "run_lineage", "trunk_schedule"]
 
@@ -112,13 +116,22 @@ class _Run:
     work: Work
     progress: Progress | None
     results: list[BranchResult] = field(default_factory=list)
+    clock: StepClock = field(default_factory=StepClock)
 
     def finish(self, result: BranchResult) -> None:
-        """Report a finished branch (or the trunk) with the workload's compute numbers."""
-        w = self.c.workload
+        """Report a finished branch (or the trunk) with the workload's compute numbers and the
+        throughput of the updates this run timed for it (``trials/throughput.py``)."""
+        w, spec = self.c.workload, self.spec
+        timed_steps, train_time = self.clock.of(result.branch)
         self.sink.finished({**asdict(result), "n_params": w.n_params, "tokens_per_step": w.tokens_per_step,
-                            "flops_per_step": w.flops_per_step, "replayed_steps": self.work.replay_steps})
+                            "flops_per_step": w.flops_per_step, "replayed_steps": self.work.replay_steps,
+                            "timed_steps": timed_steps, "train_time_s": train_time, "device": device_name(spec.device),
+                            "workers": spec.workers, "precision": spec.precision})
         self.results.append(result)
+
+    def step(self, branch: str, t: int, multiplier: float) -> float:
+        """One timed update of ``branch``."""
+        return self.clock.timed(branch, _train_step, self.c, t, multiplier)
 
     def save_trunk(self, step: int, averagers: AveragerSet) -> None:
         if self.checkpoints is None:
@@ -149,7 +162,7 @@ class _Run:
         try:
             while t < b.end:
                 mult = b.multiplier(t)
-                loss = _train_step(c, t, mult)
+                loss = self.step(b.name, t, mult)
                 if task.emit_train and t % spec.log_every == 0:
                     rows.append(_train_row(spec, c, b.name, t, spec.peak_lr * mult, loss))
                 if c.monitor.diverged(loss):
@@ -217,7 +230,7 @@ class _Run:
         try:
             while t < p.end:
                 mult = _lr(c, spec, t, None)
-                loss = _train_step(c, t, mult)
+                loss = self.step(TRUNK, t, mult)
                 emitting = emit_from is not None and t >= emit_from
                 if emitting and t % spec.log_every == 0:
                     rows.append(_train_row(spec, c, TRUNK, t, spec.peak_lr * mult, loss))
@@ -262,6 +275,7 @@ class _Run:
 def run_lineage(
     spec: LineageSpec, *, sink: Sink | None = None, checkpoints: CheckpointStore | None = None,
     stored: StoredLineage | None = None, progress: Progress | None = None,
+    data_parallel: DataParallel | None = None,
 ) -> LineageResult:
     """Make the sink hold everything ``spec`` asks, given what is ``stored`` (default: nothing).
 
@@ -271,11 +285,17 @@ def run_lineage(
         checkpoints: where trunk checkpoints are kept and resumed from (default: none kept).
         stored: what the sink and ``checkpoints`` already hold (:class:`~trials.work.StoredLineage`).
         progress: called as ``progress(branch, step, end, loss)`` after every update.
+        data_parallel: this process's rank; ``None`` with ``spec.workers > 1`` makes this
+            process rank 0 and starts the others (:func:`trials.data_parallel.run_data_parallel`).
     """
     sink = sink if sink is not None else MemorySink()
+    if spec.workers > 1 and data_parallel is None:
+        from trials.data_parallel import run_data_parallel
+
+        return run_data_parallel(spec, sink=sink, checkpoints=checkpoints, stored=stored, progress=progress)
     stored = stored or StoredLineage()
     work = plan_work(spec, stored)
-    c = _build(spec)
+    c = _build(spec, data_parallel)
     result = LineageResult(lineage_id=spec.lineage_id, status=stored.trunk_status or "completed",
                            n_params=c.workload.n_params, tokens_per_step=c.workload.tokens_per_step,
                            flops_per_step=c.workload.flops_per_step, run_steps=work.run_steps,

@@ -23,7 +23,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trials.identity import TRUNK, branch_id, branch_name, canonical_hash, trunk_id, trunk_rule
+from trials.identity import (
+    TRUNK,
+    branch_id,
+    branch_name,
+    canonical_hash,
+    runtime_key,
+    trunk_id,
+    trunk_rule,
+)
 from trials.lineage_spec import AveragerSpec, BranchSpec, LineageSpec
 
 __all__ = [
@@ -84,7 +92,8 @@ class AveragerPoint:
 
 @dataclass(frozen=True, kw_only=True)
 class PlanConfig:
-    """How lineages are evaluated, averaged and checkpointed (the spec's ``eval``/``resources``)."""
+    """How lineages are evaluated, averaged, checkpointed and run (the spec's ``eval``,
+    ``resources`` and ``runtime``); precision, compile and workers enter every trunk id."""
 
     points_per_decade: int = 4
     eval_every: int = 0
@@ -94,6 +103,12 @@ class PlanConfig:
     log_every: int = 1
     divergence_factor: float = 5.0
     device: str = "cpu"
+    precision: str = "fp32"
+    compile: bool = False
+    workers: int = 1
+
+    def runtime(self) -> dict[str, Any]:
+        return runtime_key(precision=self.precision, compile=self.compile, workers=self.workers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +228,7 @@ def _lineage(lid: str, draft: _Draft, config: PlanConfig) -> LineageSpec:
         checkpoint_steps=tuple(sorted(s for s in keep if s > 0)), schedule_free=draft.schedule_free,
         checkpoint_every=config.checkpoint_every, log_every=config.log_every,
         divergence_factor=config.divergence_factor, device=config.device,
+        precision=config.precision, compile=config.compile, workers=config.workers,
     )
 
 
@@ -223,7 +239,7 @@ def plan_lineages(settings: Sequence[TrialSetting], config: PlanConfig) -> tuple
     answers: list[Answer] = []
     for setting in settings:
         for key, name, fork, horizons in _answers_of(setting):
-            lid = trunk_id(**key)
+            lid = trunk_id(**key, runtime=config.runtime())
             draft = drafts.setdefault(lid, _Draft(key=key, schedule_free=setting.schedule_free))
             if name is None:
                 draft.trunk_horizons.update(horizons)

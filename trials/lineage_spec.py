@@ -99,6 +99,9 @@ class LineageSpec:
         checkpoint_steps: trunk steps whose checkpoints are kept after the run (every fork,
             a sparse geometric grid and the end), so later extensions replay little.
         schedule_free: whether the optimizer is schedule-free (its ``x`` is evaluated too).
+        precision, compile: how the arithmetic runs (:mod:`trials.runtime`); part of the id.
+        workers: data-parallel workers sharing each global batch (:mod:`trials.data_parallel`);
+            part of the id too (N workers sum gradients in another order than one).
     """
 
     lineage_id: str
@@ -123,6 +126,9 @@ class LineageSpec:
     log_every: int = 1  # train rows every n updates
     divergence_factor: float = 5.0  # smoothed loss above factor x its running mean = diverged
     device: str = "cpu"
+    precision: str = "fp32"
+    compile: bool = False
+    workers: int = 1
 
     @property
     def horizons(self) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.figures._common import FigureUnavailable, si
+from analysis.throughput import throughput_sentence
 
 __all__ = ["compute_figure", "compute_totals"]
 
@@ -88,4 +89,7 @@ def compute_figure(plan: dict | None, lineages: pd.DataFrame | None = None) -> g
         template="plotly_white",
         yaxis_range=[0, 120],
     )
+    note = throughput_sentence(lineages)
+    if note:  # the panel's caption gains it (analysis/report.py reads layout.meta["note"])
+        fig.update_layout(meta={"note": note})
     return fig

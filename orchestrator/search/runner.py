@@ -144,7 +144,8 @@ def run_search(sweep: Any, *, store_root: str, grid_rows: list[dict[str, Any]], 
 
         share_plugin_path(sweep, address)
         init_ray(address)
-        trainable = tune.with_resources(job_trainable, {"cpu": float(resources.cpu), "gpu": float(resources.gpu)})
+        w = int(resources.workers)  # data-parallel workers share the trial's bundle (orchestrator/execution.py)
+        trainable = tune.with_resources(job_trainable, {"cpu": float(resources.cpu) * w, "gpu": float(resources.gpu) * w})
         tuner = tune.Tuner(
             trainable, param_space={},
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True,

@@ -50,7 +50,9 @@ def study_path(store_root: str, sweep_id: str) -> Path:
 def search_hash(sweep: Any) -> str:
     """Identity of what a study answers: the spec minus where it runs, how many trials and
     how many at once (raising ``n_trials`` extends a search; other edits need a new study)."""
-    dump = sweep.model_dump(mode="json", exclude={"store", "resources"})
+    from orchestrator.spec.loading import identity_dump
+
+    dump = identity_dump(sweep)  # runtime choices that change trunk ids count; defaults add nothing
     dump["search"].pop("n_trials")
     dump["search"].pop("concurrency")
     return canonical_hash(dump)

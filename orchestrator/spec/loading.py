@@ -75,6 +75,20 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     return parse_spec(_read(p), base_dir=p.parent, source=str(p))
 
 
+def identity_dump(spec: SweepSpec) -> dict[str, Any]:
+    """The canonical dump minus ``store`` and ``resources``, with how lineages run as their
+    trunk ids see it (``trials.identity.runtime_key``): nothing when precision, compile and
+    workers are the defaults, so hashes of sweeps from before ``[runtime]`` are unchanged."""
+    from trials.identity import runtime_key
+
+    dump = spec.model_dump(mode="json", exclude={"store", "resources", "runtime"})
+    runtime = runtime_key(precision=spec.runtime.precision, compile=spec.runtime.compile,
+                          workers=spec.resources.workers)
+    if runtime:
+        dump["runtime"] = runtime
+    return dump
+
+
 def spec_hash(spec: SweepSpec) -> str:
-    """Identity of what a sweep asks: the canonical dump minus ``store`` and ``resources``."""
-    return canonical_hash(spec.model_dump(mode="json", exclude={"store", "resources"}))
+    """Identity of what a sweep asks: :func:`identity_dump`, hashed."""
+    return canonical_hash(identity_dump(spec))

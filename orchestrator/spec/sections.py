@@ -1,8 +1,9 @@
-"""The sweep's smaller tables: ``[horizons]``, ``[eval]`` and ``[resources]``."""
+"""The sweep's smaller tables: ``[horizons]``, ``[eval]``, ``[resources]`` and ``[runtime]``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import math
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -10,7 +11,7 @@ from orchestrator.spec.axes import Axis, Model, NonNegInt, PosFloat, PosInt
 from orchestrator.spec.errors import bad, said
 from trials.catalog import CHINCHILLA_TOKENS_PER_PARAM
 
-__all__ = ["DEFAULT_MAX_EPOCHS", "DEFAULT_MAX_FLOPS", "EvalSpec", "Horizons", "Resources"]
+__all__ = ["DEFAULT_MAX_EPOCHS", "DEFAULT_MAX_FLOPS", "EvalSpec", "Horizons", "Resources", "Runtime"]
 
 # A sweep above this is refused unless `resources.max_flops` is raised: ~1,000 GPU-hours at
 # 3e14 FLOP/s. The bound is a typo guard (1e30 x Chinchilla), not a budget.
@@ -68,12 +69,24 @@ def _grid_ratio(value: float) -> float:
     return value
 
 
+def _gpu_share(value: float) -> float:
+    """0, a whole number of GPUs, or a fraction 1/k that packs k trials on one GPU."""
+    if value == 0 or (value >= 1 and float(value).is_integer()):
+        return value
+    if 0 < value < 1 and math.isclose(1 / value, round(1 / value), rel_tol=1e-6):
+        return value
+    raise bad("", value, "0, a whole number of GPUs or 1/k of one (0.5, 0.25, 0.2, ...: k trials per GPU)")
+
+
 class Resources(Model):
     """Where and how trials run, and the bounds a sweep must stay within (see
-    :mod:`orchestrator.spec.budget`); not part of the sweep's identity."""
+    :mod:`orchestrator.spec.budget`); not part of the sweep's identity, except ``workers``
+    (``trials/identity.py``: N workers round differently from one)."""
 
-    cpu: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0  # per trial
-    gpu: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # per trial; fractions share a GPU
+    cpu: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0  # per worker of a trial
+    # per worker of a trial; 1/k packs k trials on one GPU (docs/gpus.md)
+    gpu: Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_gpu_share)] = 0.0
+    workers: PosInt = 1  # data-parallel workers per lineage, each with `cpu` and `gpu` (trials/data_parallel.py)
     concurrency: PosInt | None = None  # at most this many trials at once (None: as resources allow)
     retries: NonNegInt = 2  # a failed trial is retried this many times, from its last checkpoint
     checkpoint_every: NonNegInt = 0  # also checkpoint every N steps (crash resume); 0: off
@@ -83,3 +96,11 @@ class Resources(Model):
     memory_gb: PosFloat | None = None  # per trial, 10^9 bytes; None: this machine's physical memory
     max_flops: PosFloat = DEFAULT_MAX_FLOPS  # refuse a sweep needing more (6 N D, a lower bound)
     max_epochs: PosFloat = DEFAULT_MAX_EPOCHS  # refuse a lineage passing more often over its corpus
+
+
+class Runtime(Model):
+    """How each lineage's arithmetic runs (``trials/runtime.py``, ``docs/gpus.md``); both
+    enter every trunk's id when they differ from the default."""
+
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"  # tf32 and bf16 need resources.gpu > 0
+    compile: bool = False  # torch.compile the model (first steps pay the compilation)

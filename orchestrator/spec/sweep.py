@@ -22,7 +22,7 @@ from orchestrator.spec.axes import Axis, Model, NonNegInt, PosInt
 from orchestrator.spec.errors import bad, said
 from orchestrator.spec.optimizers import optimizer_entry_union
 from orchestrator.spec.schedules import schedule_entry_union
-from orchestrator.spec.sections import EvalSpec, Horizons, Resources
+from orchestrator.spec.sections import EvalSpec, Horizons, Resources, Runtime
 from orchestrator.spec.workload import CharGPTWorkload, LinRegWorkload, Workload
 from orchestrator.spec_input import StoreRoot, SweepName
 from trials import catalog
@@ -56,6 +56,7 @@ class SweepSpec(Model):
     averagers: list[AveragerEntry] = []
     eval: EvalSpec = EvalSpec()
     resources: Resources = Resources()
+    runtime: Runtime = Runtime()
     divergence_factor: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 5.0
     search: SearchSpec | None = None  # orchestrator/search/spec.py
 
@@ -66,6 +67,7 @@ class SweepSpec(Model):
         self._check_schedules()
         self._check_horizons()
         self._check_averagers()
+        self._check_runtime()
         if self.search is not None:
             self.search.check(self)
         if self.eval.batches is not None and self.workload.name == "linreg":
@@ -126,6 +128,21 @@ class SweepSpec(Model):
                 if point.label in seen:
                     raise said(f"averagers[{i}]", f"repeats the averager {point.label!r} of averagers[{seen[point.label]}]")
                 seen[point.label] = i
+
+    def _check_runtime(self) -> None:
+        """Precision and workers against the devices a trial gets (docs/gpus.md)."""
+        gpu, workers = self.resources.gpu, self.resources.workers
+        if self.runtime.precision != "fp32" and gpu == 0:
+            raise bad("runtime.precision", self.runtime.precision,
+                      "'fp32' when resources.gpu = 0 (tf32 and bf16 need CUDA; CPUs here only emulate bfloat16)")
+        if workers > 1:
+            if gpu and not float(gpu).is_integer():
+                raise bad("resources.gpu", gpu, f"0 or a whole number when resources.workers = {workers} "
+                                                "(each worker needs a GPU of its own)")
+            for i, b in enumerate(self.batch_size):
+                if b % workers:
+                    where = f"batch_size[{i}]" if len(self.batch_size) > 1 else "batch_size"
+                    raise bad(where, b, f"a multiple of resources.workers ({workers}): each worker takes an equal share")
 
     def averager_points(self) -> list[AveragerPoint]:
         return [p for entry in self.averagers for p in entry.points()]

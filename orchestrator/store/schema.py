@@ -153,6 +153,15 @@ RUNS = TableSpec(
             _f("flops_trained", pa.float64()),
             _f("replayed_steps", pa.int64()),  # updates recomputed to reach stored states
             _f("finished_at", _UTC_US),
+            # Throughput (trials/throughput.py). Added within schema 2 as nullable columns:
+            # stores written before them read these as NULL.
+            _f("train_time_s", pa.float64(), nullable=True),  # wall time of the timed updates only
+            _f("step_time_s", pa.float64(), nullable=True),  # train_time_s / updates timed
+            _f("tokens_per_s", pa.float64(), nullable=True),  # global tokens per step / step time
+            _f("mfu", pa.float64(), nullable=True),  # model FLOPs utilisation; NULL on CPU / unknown GPUs
+            _f("device", pa.string(), nullable=True),  # "cpu" or the CUDA device's name
+            _f("workers", pa.int64(), nullable=True),  # data-parallel workers
+            _f("precision", pa.string(), nullable=True),  # fp32 | tf32 | bf16
         ]
     ),
     key=("lineage_id", "branch"),

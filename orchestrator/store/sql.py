@@ -47,7 +47,8 @@ _STATUS_OF_BRANCH = """CASE WHEN r.status IS NULL THEN 'pending'
             ELSE r.status END"""
 
 # One row per (setting, lineage, branch) of the current spec: the setting's columns with the
-# status and compute of the physical run that answers it ('pending' until it has run that far).
+# status, compute and throughput (trials/throughput.py; NULL before it was recorded, MFU NULL
+# on CPU) of the physical run that answers it ('pending' until it has run that far).
 LINEAGES_SQL = f"""
 CREATE VIEW lineages AS
 SELECT s.sweep_id, s.lineage_id, s.branch,
@@ -55,7 +56,8 @@ SELECT s.sweep_id, s.lineage_id, s.branch,
        s.family, s.workload, s.model_size, s.n_params, s.optimizer, s.optimizer_params, s.schedule,
        s.schedule_params, s.peak_lr, s.warmup, s.batch_size, s.seed, s.tokens_per_step, s.horizons,
        r.max_step, {_STATUS_OF_BRANCH} AS status, r.error, r.wall_time_s, r.steps_trained,
-       r.tokens_trained, r.flops_trained, r.replayed_steps, r.finished_at
+       r.tokens_trained, r.flops_trained, r.replayed_steps, r.finished_at,
+       r.tokens_per_s, r.step_time_s, r.mfu, r.train_time_s, r.device, r.workers, r.precision
 FROM settings s
 LEFT JOIN runs r ON r.sweep_id = s.sweep_id AND r.lineage_id = s.lineage_id AND r.branch = s.branch
 """

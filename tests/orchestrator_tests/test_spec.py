@@ -131,8 +131,10 @@ def test_dump_is_canonical_scalars_become_axes() -> None:
     assert dump["warmup"] == [10]
     assert dump["optimizers"][0]["lr"] == [1e-3]
     assert dump["optimizers"][0]["params"] == {"weight_decay": [0.1], "betas": [[0.9, 0.95]]}
-    assert dump["resources"] == {"cpu": 1.0, "gpu": 0.0, "concurrency": None, "retries": 2, "checkpoint_every": 0,
-                                 "checkpoint_grid": 2.0, "memory_gb": None, "max_flops": 1e21, "max_epochs": 1000.0}
+    assert dump["resources"] == {"cpu": 1.0, "gpu": 0.0, "workers": 1, "concurrency": None, "retries": 2,
+                                 "checkpoint_every": 0, "checkpoint_grid": 2.0, "memory_gb": None, "max_flops": 1e21,
+                                 "max_epochs": 1000.0}
+    assert dump["runtime"] == {"precision": "fp32", "compile": False}
     assert parse_spec(dump).model_dump() == dump  # a dump validates to itself
 
 

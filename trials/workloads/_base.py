@@ -13,6 +13,13 @@ The contract the training loop relies on (``trials/lineage.py``):
 
 Compute accounting (``n_params``, ``tokens_per_step``, ``flops_per_step``) is what scaling-law
 fits use; each workload documents its convention.
+
+Data-parallel workers (``resources.workers``, ``trials/data_parallel.py``): a workload that sets
+``data_parallel = True`` promises that after :meth:`Workload.shard` its ``train_loss(step)`` is
+the mean loss over rows :meth:`Workload.shard_rows` of the *global* batch of ``(seed, step)``
+(all ``batch_size`` rows drawn, then sliced), so N workers together see the one-worker batch.
+Batches reach an accelerator through :meth:`Workload.to_device` (pinned host memory,
+asynchronous copy).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class Workload:
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = object
+    data_parallel: ClassVar[bool] = False  # train_loss honours shard() (module docstring)
 
     config: Any
     seed: int
@@ -81,6 +89,29 @@ class Workload:
         self.seed = seed
         self.batch_size = batch_size
         self.device = dev
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        """Train on the ``rank``-th of ``world`` equal, contiguous row blocks of each global batch."""
+        if world > 1 and not self.data_parallel:
+            raise ConfigError("resources.workers", world, f"1: workload {self.name!r} does not split its batches across workers")
+        if self.batch_size % world:
+            raise ConfigError("batch_size", self.batch_size, f"a multiple of resources.workers ({world})")
+        if not 0 <= rank < world:
+            raise ConfigError("rank", rank, f"in [0, {world})")
+        self.rank, self.world = rank, world
+
+    def shard_rows(self) -> slice:
+        """This worker's rows of a global batch of ``batch_size`` (all of them for one worker)."""
+        per = self.batch_size // self.world
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the workload's device: through pinned host memory and a non-blocking
+        copy on CUDA (the copy overlaps the previous step's kernels), as it is on CPU."""
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
 
     def train_loss(self, step: int) -> torch.Tensor:
         """Loss on the minibatch of update ``step`` (a function of ``(seed, step)``), with grad."""

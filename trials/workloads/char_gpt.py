@@ -118,6 +118,7 @@ class CharGPT(Workload):
 
     name: ClassVar[str] = "char_gpt"
     config_class: ClassVar[type] = CharGPTConfig
+    data_parallel: ClassVar[bool] = True
 
     def __init__(self, config: CharGPTConfig, *, seed: int, batch_size: int, device: str = "cpu") -> None:
         super().__init__(config, seed=seed, batch_size=batch_size, device=device)
@@ -165,15 +166,13 @@ class CharGPT(Workload):
         if self.corpus.kind == "shards" and windows.size and windows.max() >= self.corpus.vocab_size:
             raise ConfigError("workload.vocab_size", self.corpus.vocab_size,
                               f"greater than every token id in the corpus (found {int(windows.max())})")
-        t = torch.from_numpy(windows)
-        if self.device.type == "cuda":
-            return t.pin_memory().to(self.device, non_blocking=True)
-        return t
+        return self.to_device(torch.from_numpy(windows))
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets ``(B, block_size)`` of update ``step``, from ``(seed, step)`` alone."""
+        """Inputs and targets ``(B, block_size)`` of update ``step``, from ``(seed, step)`` alone
+        (``B = batch_size / workers``: this worker's rows of the global batch)."""
         rng = step_rng(self.seed, step, TRAIN_STREAM)
-        index = rng.integers(0, self._n_train, size=self.batch_size)
+        index = rng.integers(0, self._n_train, size=self.batch_size)[self.shard_rows()]
         w = self._to_device(self.corpus.train.windows(index, self.block_size + 1))  # (B, T+1)
         return w[:, :-1], w[:, 1:]
 

@@ -78,6 +78,7 @@ class LinReg(Workload):
 
     name: ClassVar[str] = "linreg"
     config_class: ClassVar[type] = LinRegConfig
+    data_parallel: ClassVar[bool] = True
 
     def __init__(self, config: LinRegConfig, *, seed: int, batch_size: int, device: str = "cpu") -> None:
         super().__init__(config, seed=seed, batch_size=batch_size, device=device)
@@ -98,8 +99,9 @@ class LinReg(Workload):
         rng = step_rng(self.seed, step, TRAIN_STREAM)
         eps = rng.standard_normal((self.batch_size, self.config.dim), dtype=np.float32)
         xi = rng.standard_normal(self.batch_size, dtype=np.float32)
-        x = torch.from_numpy(eps).to(self.device) * self._sqrt_lam  # (B, d)
-        y = x @ self._w_star + self.config.noise * torch.from_numpy(xi).to(self.device)  # (B,)
+        rows = self.shard_rows()  # this worker's rows of the global batch (all of them for one)
+        x = torch.from_numpy(eps[rows]).to(self.device) * self._sqrt_lam  # (B, d)
+        y = x @ self._w_star + self.config.noise * torch.from_numpy(xi[rows]).to(self.device)  # (B,)
         return x, y
 
     def train_loss(self, step: int) -> torch.Tensor:
