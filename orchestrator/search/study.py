@@ -118,9 +118,8 @@ def study_groups(sweep: Any) -> list[str]:
 def _refuse(path: Path) -> ConfigError:
     return ConfigError(
         "search", f"the study in {path}",
-        "the study of this [search] section: the stored study was made for another search (space, sampler, "
-        "seed, objective, stopping, per, warm_start or grid changed; only n_trials and concurrency may change); "
-        "give the sweep a new name, or delete that file to start the search again",
+        "the study of this [search] section: it was made for another search (only n_trials and concurrency "
+        "may change); give the sweep a new name, or delete that file to start the search again",
     )
 
 
