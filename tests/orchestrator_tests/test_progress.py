@@ -155,3 +155,20 @@ def test_a_single_study_line_shows_its_wave_and_best():
     p.study("", StudyCounts(budget=2, wave=0, asked=2, complete=2, best=0.5, tokens_finished=80))
     assert p.line() == ("lrsweep search: wave 1, 2/2 trials asked, 0 running, 2 complete, 0 stopped, best 0.5, "
                         "0 tokens, - tokens/s, elapsed 0s, ETA 0s")
+
+
+def test_the_search_table_shows_each_study_a_total_and_each_job_in_flight():
+    from orchestrator.search.progress import SearchProgress, StudyCounts
+
+    p = SearchProgress({"polynomial": 4, "wsd": 4}, live=True, clock=Clock(),
+                       console=Console(file=io.StringIO(), width=200, force_terminal=True))
+    p.study("polynomial", StudyCounts(budget=4, wave=1, asked=3, running=1, complete=1, stopped=1, best=0.0123,
+                                      jobs={2: (1, "lr=0.123, gamma=0.45", 0)}))
+    p.study("wsd", StudyCounts(budget=4, wave=0, asked=2, complete=2, best=0.0456))
+    p.job_tokens("polynomial", 2, 1234)
+    out = Console(file=io.StringIO(), width=200, record=True)
+    out.print(p.render())
+    rows = [" ".join(line.replace("│", " ").split()) for line in out.export_text().splitlines()]
+    assert "polynomial 2 3/4 1 1 1 0 0.0123" in rows and "wsd 1 2/4 0 2 0 0 0.0456" in rows
+    assert "total - 5/8 1 3 1 0 -" in rows
+    assert "polynomial 2 1 lr=0.123, gamma=0.45 1,234" in rows
