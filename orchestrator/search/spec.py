@@ -20,6 +20,10 @@ lists stay grid axes for the grid part; in the search each distinct grid point o
 choice of a categorical ``grid_point`` (one study, not one study per point), except ``seeds``:
 every searched setting trains every seed and the objective averages them.
 
+``per = "family"`` (or ``"optimizer"``) splits the grid points into one study per schedule family
+(optimizer), each with ``n_trials`` (:mod:`orchestrator.search.study`); ``warm_start = "<sweep>"``
+asks that sweep's best ``warm_start_k`` settings first (:mod:`orchestrator.search.warm`).
+
 Every mistake is one :class:`~orchestrator.spec.SpecError` line naming the field (``check``
 runs inside the sweep's validator). This module imports neither ray nor optuna.
 """

@@ -95,6 +95,11 @@ def test_one_study_per_family_with_equal_budgets_resumes_and_refuses_a_changed_p
         assert outcome.search.studies[family]["best"]["number"] == best.number
         assert outcome.search.studies[family]["budget"] == 3
     assert "gamma" not in str(studies["constant"].trials[0].params)  # a range applies only to its family
+    # the report's answer ranks each family's tuned settings: both families are named
+    from analysis import loss_table, seed_losses, summary_sentences
+
+    per_family = [s for s in summary_sentences(loss_table(fl), seed_losses(fl)) if s.startswith("best anytime per family")]
+    assert len(per_family) == 1 and "constant " in per_family[0] and "polynomial " in per_family[0], per_family
     # the answer names both tuned optima, each with its budget; grid and search counted apart
     lines = summary_lines(outcome)
     assert lines[1].startswith("grid: 2 lineages planned, 0 already done, 2 completed (240 steps, 960 tokens")
