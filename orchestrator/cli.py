@@ -71,34 +71,14 @@ def _search_plan_line(spec: object, store: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.execution import run_sweep
+    from orchestrator.run_summary import summary_lines
 
     outcome = run_sweep(args.spec, store=args.store, address=args.address, force=args.force,
                         progress=not args.quiet)
-    counts: dict[str, int] = {}
-    for key, status in outcome.statuses.items():
-        if ":" not in key:
-            counts[status] = counts.get(status, 0) + 1
-    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new to run"
-    print(f"sweep {outcome.sweep_id}: {outcome.planned} lineages planned, {outcome.skipped} already done, "
-          f"{summary} ({outcome.run_steps} steps); store {outcome.store} ({outcome.wall_time_s:.1f} s)")
-    if outcome.search is not None:
-        print(_search_line(outcome.search))
+    print("\n".join(summary_lines(outcome)))
     if args.report:
         _report_one(outcome.store, outcome.sweep_id, args.report)
     return 1 if outcome.failed else 0
-
-
-def _search_line(search: object) -> str:
-    trials = ", ".join(f"{n} {state}" for state, n in sorted(search.trials.items())) or "no trials"  # type: ignore[attr-defined]
-    line = (f"search: {trials}; {search.jobs_run} jobs, {search.tokens_trained} tokens this run; "  # type: ignore[attr-defined]
-            f"study {search.study_path}")  # type: ignore[attr-defined]
-    best = search.best  # type: ignore[attr-defined]
-    if best is not None:
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
-        line += f"\nbest: trial {best['number']} ({params}) objective {best['value']:.6g}"
-    elif search.pareto:  # type: ignore[attr-defined]
-        line += f"\nPareto front: {search.pareto} trials"  # type: ignore[attr-defined]
-    return line
 
 
 def _report_one(store: str, sweep_id: str, out: str) -> None:

@@ -52,6 +52,8 @@ class SweepOutcome:
     statuses: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     train_time_s: float = 0.0
+    grid_time_s: float = 0.0  # the grid's phase (planning, Tune, failures), without the search
+    grid_tokens: int = 0  # tokens the grid's trials trained this run
     search: Any = None  # orchestrator.search.runner.SearchOutcome, for a sweep with [search]
 
     @property
@@ -111,6 +113,12 @@ def run_sweep(
     store_root = resolve_store(spec, spec_path, store)  # Ray workers run in other directories
     results = ResultsStore(store_root)
     sweep_id = spec.name
+    if spec.search is not None:  # a changed search is refused before anything is written
+        from orchestrator.search.study import check_studies
+        from orchestrator.search.warm import check_warm_start
+
+        check_studies(spec, store_root)
+        check_warm_start(spec, store_root)
     the_plan = plan_against_store(spec, store_root)
     if the_plan.orphans:
         _delete_orphans(results, sweep_id, the_plan.orphans, force)
@@ -126,7 +134,7 @@ def run_sweep(
     outcome = SweepOutcome(sweep_id=sweep_id, store=store_root, planned=len(the_plan.lineages),
                            skipped=len(the_plan.lineages) - len(todo), ran=len(todo), run_steps=the_plan.run_steps)
     if todo:
-        statuses, train_time = _run_on_tune(
+        statuses, train_time, outcome.grid_tokens = _run_on_tune(
             todo, plan=the_plan, spec=spec, store_root=store_root, sweep_id=sweep_id, address=address,
             show_progress=progress, max_concurrent=max_concurrent,
         )
@@ -135,11 +143,12 @@ def run_sweep(
         failed = [lin for lin in todo if statuses.get(lin.lineage_id) == "failed"]
         if failed:
             _record_failures(results, sweep_id, the_plan, failed, statuses)
+    outcome.grid_time_s = time.perf_counter() - began
     if spec.search is not None:  # after the grid: the search may read the grid's answers
         from orchestrator.search.runner import run_search
 
         outcome.search = run_search(spec, store_root=store_root, grid_rows=grid_rows, address=address,
-                                    max_concurrent=max_concurrent)
+                                    max_concurrent=max_concurrent, progress=progress)
     # One file per table instead of one per segment keeps scans and `lrsweep query` fast
     # (PLATFORM-NOTES: per-file overhead dominates full scans). Runs even with nothing to do, so
     # a rerun finishes a compaction a crash interrupted; crash-safe and idempotent.
@@ -163,11 +172,11 @@ def _with_searched(spec: Any, store_root: str, grid_rows: list[dict[str, Any]]) 
     if spec.search is None:
         return grid_rows
     from orchestrator.search.runner import merged_settings_rows, searched_settings_rows
-    from orchestrator.search.study import open_study, study_path
+    from orchestrator.search.study import open_studies, study_path
 
     if not study_path(store_root, spec.name).exists():
         return grid_rows
-    return merged_settings_rows(grid_rows, searched_settings_rows(spec, open_study(spec, store_root)))
+    return merged_settings_rows(grid_rows, searched_settings_rows(spec, open_studies(spec, store_root)))
 
 
 def _record_failures(results: Any, sweep_id: str, the_plan: Any,
@@ -226,7 +235,7 @@ def _code_version() -> str:
 def _run_on_tune(
     todo: list[LineageSpec], *, plan: Any, spec: Any, store_root: str, sweep_id: str, address: str | None,
     show_progress: bool, max_concurrent: int | None,
-) -> tuple[dict[str, str], float]:
+) -> tuple[dict[str, str], float, int]:
     from ray import tune
     from ray.tune import Callback
 
@@ -256,7 +265,7 @@ def _run_on_tune(
                               f"{plan.compute_of(lin.lineage_id).family} lr={lin.peak_lr:g} seed={lin.seed}")
                              for lin in todo], enabled=show_progress)
     statuses: dict[str, str] = {}
-    train_time = [0.0]
+    train_time = [0.0, 0.0]  # seconds, tokens
 
     from orchestrator.live_compaction import LiveCompactor
 
@@ -288,7 +297,7 @@ def _run_on_tune(
         tuner.fit()
     for lin in todo:  # anything Tune never reported done (e.g. interrupted) is left for a rerun
         statuses.setdefault(lin.lineage_id, "incomplete")
-    return statuses, train_time[0]
+    return statuses, train_time[0], int(train_time[1])
 
 
 def share_plugin_path(spec: Any, address: str | None) -> None:
@@ -361,6 +370,7 @@ class _ProgressMixin:
         if result.get("lineage_done"):
             statuses[lid] = result["status"]
             train_time[0] += float(result.get("train_time_s", 0.0))
+            train_time[1] += float(result.get("tokens_trained", 0))
             display.update(lid, state=result["status"])
             if compactor is not None:
                 compactor.finished(lid)

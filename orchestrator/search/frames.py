@@ -91,44 +91,52 @@ def _envelope(trials: list[Any]) -> list[float]:
 
 
 def search_frames(store_root: str, sweep_id: str) -> dict[str, pd.DataFrame] | None:
-    """The frames of the module docstring, or ``None`` when the sweep has no search."""
-    from orchestrator.search.study import open_study, study_path
+    """The frames of the module docstring, or ``None`` when the sweep has no search. With
+    ``[search] per`` every study's trials are listed, with its group in ``study`` (``""`` for a
+    single study); ``best_so_far`` runs per study, ``regret`` against the envelope of all of them."""
+    from orchestrator.search.study import open_studies, study_path
 
     if not study_path(store_root, sweep_id).exists():
         return None
     spec = _spec_of(store_root, sweep_id)
     if spec is None or spec.search is None:
         return None
-    study = open_study(spec, store_root)
+    studies = open_studies(spec, store_root)
     search = spec.search
     from orchestrator.search.space import SearchSpace
 
     space = SearchSpace(spec)
     horizons = sorted(spec.horizons.values)[: space.n_horizons]
-    trials = [t for t in study.get_trials(deepcopy=False) if t.params and not t.user_attrs.get("lrsweep.interrupted")]
-    env = _envelope(trials)
-    front = {t.number for t in study.best_trials} if len(study.directions) > 1 and any(
-        t.state.name == "COMPLETE" for t in trials) else set()
-    rows, cum, best = [], 0, math.inf
-    for t in sorted(trials, key=lambda t: t.number):
-        losses = _losses(t)
-        if t.state.name == "COMPLETE" and len(study.directions) == 1:
-            value = rungs.relative_regret(losses, env[: len(losses)]) if search.objective == "regret" else float(t.value)
-            best = min(best, value)
-        else:
-            value = float(t.value) if t.values and len(t.values) == 1 and t.value is not None else math.nan
-        cum += int(t.user_attrs.get("lrsweep.tokens", 0))
-        row = {"number": t.number, "state": t.state.name.lower(), "wave": t.user_attrs.get("lrsweep.wave"),
-               "objective": value, "rung": max((int(r) for r in t.user_attrs.get("lrsweep.rungs", {})), default=-1),
-               "stopped_at": t.user_attrs.get("lrsweep.stopped_at"), "tokens": int(t.user_attrs.get("lrsweep.tokens", 0)),
-               "cum_tokens": cum, "best_so_far": best, "on_front": t.number in front}
-        row.update({f"loss@{h:g}": (losses[k] if k < len(losses) else math.nan) for k, h in enumerate(horizons)})
-        row.update({f"param:{k}": v for k, v in t.params.items()})
-        rows.append(row)
+    mine = {g: [t for t in study.get_trials(deepcopy=False) if t.params and not t.user_attrs.get("lrsweep.interrupted")]
+            for g, study in studies.items()}
+    env = _envelope([t for trials in mine.values() for t in trials])
+    rows, cum = [], 0
+    for group, study in studies.items():
+        trials, best = mine[group], math.inf
+        front = {t.number for t in study.best_trials} if len(study.directions) > 1 and any(
+            t.state.name == "COMPLETE" for t in trials) else set()
+        for t in sorted(trials, key=lambda t: t.number):
+            losses = _losses(t)
+            if t.state.name == "COMPLETE" and len(study.directions) == 1:
+                value = rungs.relative_regret(losses, env[: len(losses)]) if search.objective == "regret" else float(t.value)
+                best = min(best, value)
+            else:
+                value = float(t.value) if t.values and len(t.values) == 1 and t.value is not None else math.nan
+            cum += int(t.user_attrs.get("lrsweep.tokens", 0))
+            row = {"study": group, "number": t.number, "state": t.state.name.lower(), "wave": t.user_attrs.get("lrsweep.wave"),
+                   "objective": value, "rung": max((int(r) for r in t.user_attrs.get("lrsweep.rungs", {})), default=-1),
+                   "stopped_at": t.user_attrs.get("lrsweep.stopped_at"), "tokens": int(t.user_attrs.get("lrsweep.tokens", 0)),
+                   "cum_tokens": cum, "best_so_far": best, "on_front": t.number in front}
+            row.update({f"loss@{h:g}": (losses[k] if k < len(losses) else math.nan) for k, h in enumerate(horizons)})
+            row.update({f"param:{k}": v for k, v in t.params.items()})
+            rows.append(row)
     meta = pd.DataFrame([{"objective": search.objective, "horizons": horizons, "unit": spec.horizons.unit,
                           "sampler": search.sampler, "stopping": search.stopping, "n_trials": search.n_trials,
-                          "weights": search.weights}])
-    return {"trials": pd.DataFrame(rows), "importances": _importances(study), "grid": _grid(store_root, spec, horizons, env),
+                          "weights": search.weights, "per": search.per}])
+    parts = [_importances(study).assign(study=group) for group, study in studies.items()]
+    importances = parts[0] if len(parts) == 1 else pd.concat([p for p in parts if not p.empty] or parts[:1],
+                                                             ignore_index=True)
+    return {"trials": pd.DataFrame(rows), "importances": importances, "grid": _grid(store_root, spec, horizons, env),
             "meta": meta}
 
 

@@ -60,8 +60,12 @@ def answer_losses(store: Any, sweep_id: str, answers: list[dict[str, Any]], n_se
     return out
 
 
-def run_job(config: dict[str, Any]) -> dict[str, Any]:
-    """Run a job's lineages (reopening stopped ones) and read its losses; see the module docstring."""
+def run_job(config: dict[str, Any], on_progress: Any = None) -> dict[str, Any]:
+    """Run a job's lineages (reopening stopped ones) and read its losses; see the module docstring.
+
+    ``on_progress``: called now and then with ``{"steps_done": n}``, the steps this job trained
+    so far over all its lineages (the driver's live display turns them into tokens).
+    """
     from orchestrator.store import ResultsStore
     from orchestrator.trainable import run_lineage_to_store
 
@@ -69,8 +73,13 @@ def run_job(config: dict[str, Any]) -> dict[str, Any]:
     steps = tokens = 0
     for lineage in config["lineages"]:
         lid = lineage["lineage_id"]
+
+        def progress(p: dict[str, Any], before: int = steps) -> None:
+            if on_progress is not None:
+                on_progress({"steps_done": before + int(p["steps_done"])})
+
         summary = run_lineage_to_store(lineage, store_root=config["store"], sweep_id=config["sweep_id"],
-                                       model_size=config["model_size"][lid],
+                                       model_size=config["model_size"][lid], on_progress=progress,
                                        threads=config.get("threads", 1), reopen=True)
         statuses[lid] = summary["status"]
         steps += int(summary["steps_trained"])
@@ -86,7 +95,10 @@ def job_trainable(config: dict[str, Any]) -> None:
     """The Ray Tune function trainable of a search: one job per Tune trial."""
     from ray import tune
 
-    tune.report(run_job(config))
+    def on_progress(progress: dict[str, Any]) -> None:
+        tune.report({"done": False, "trial": config["trial"], "rung": config["rung"], **progress})
+
+    tune.report(run_job(config, on_progress=on_progress))
 
 
 # ---------------------------------------------------------------------------------- stopping

@@ -21,6 +21,12 @@ State kept per trial (user attributes, readable in ``optuna-dashboard``): ``lrsw
 ``lrsweep.stopped_at`` (horizon index), ``lrsweep.tokens``/``lrsweep.steps`` (what its jobs
 trained), ``lrsweep.setting_ids``. On a rerun, RUNNING trials are resumed with their params
 (their lineages continue from the store and checkpoints); finished ones are never rerun.
+WAITING trials are warm starts enqueued before the first ask (:mod:`orchestrator.search.warm`,
+attribute ``lrsweep.warm_start``): asked first, in addition to the ``n_trials`` budget.
+
+Live progress: after every ask, job start, job report and decision the searcher sends a
+:class:`~orchestrator.search.progress.StudyCounts` to its display (kept out of pickling: Tune
+pickles its search algorithm with the tuner's state).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from orchestrator.search import rungs
+from orchestrator.search.progress import study_counts
 from orchestrator.search.space import SearchSpace, TrialSettings
 from orchestrator.search.study import sampler_for
 from trials.lineage_plan import plan_lineages
@@ -48,6 +55,7 @@ WAVE, LOSSES, RUNGS, STOPPED_AT, TOKENS, STEPS, SETTING_IDS = (
     "lrsweep.wave", "lrsweep.losses", "lrsweep.rungs", "lrsweep.stopped_at", "lrsweep.tokens", "lrsweep.steps",
     "lrsweep.setting_ids")
 INTERRUPTED = "lrsweep.interrupted"
+WARM = "lrsweep.warm_start"  # an enqueued trial: {"sweep", "setting_id"} it was taken from
 
 
 @dataclass
@@ -81,11 +89,16 @@ class StudySearcher(Searcher):
     """
 
     def __init__(self, *, sweep: Any, study: optuna.Study, storage: Any, job_base: dict[str, Any],
-                 on_stop: Any = None, on_failed: Any = None, on_wave: Any = None) -> None:
+                 on_stop: Any = None, on_failed: Any = None, on_wave: Any = None, space: SearchSpace | None = None,
+                 label: str = "", progress: Any = None) -> None:
         super().__init__(metric=None, mode=None)
         self.sweep, self.study, self.storage = sweep, study, storage
         self.search = sweep.search
-        self.space = SearchSpace(sweep)
+        self.space = space or SearchSpace(sweep)
+        self.label, self.progress = label, progress
+        self.full_tokens = 0  # one trial's full plan, for the display's first ETA
+        # warm starts are asked on top of the budget (their rows are reused, not trained)
+        self.budget = self.search.n_trials + sum(1 for t in self._trials() if WARM in t.user_attrs)
         self.n_h = self.space.n_horizons
         self.job_base = job_base
         self.on_stop, self.on_failed, self.on_wave = on_stop, on_failed, on_wave
@@ -96,6 +109,11 @@ class StudySearcher(Searcher):
         self.trained_steps = 0
         self.jobs_run = 0
         self._resume()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["progress"] = None  # a live display holds a console and a thread
+        return state
 
     # -- study bookkeeping -----------------------------------------------------------------
     def _trials(self, states: tuple[TrialState, ...] | None = None) -> list[optuna.trial.FrozenTrial]:
@@ -116,11 +134,14 @@ class StudySearcher(Searcher):
         a.tokens = int(frozen.user_attrs.get(TOKENS, 0))
         a.steps = int(frozen.user_attrs.get(STEPS, 0))
         self.active[a.number] = a
+        if not self.full_tokens:
+            full, _ = plan_lineages(ts.up_to(self.n_h - 1), ts.config)
+            self.full_tokens = sum(lin.planned_steps for lin in full) * ts.settings[0].tokens_per_step
         return a
 
     def _resume(self) -> None:
         """Pick up the RUNNING trials of an interrupted run (resumed, params kept)."""
-        running = self._trials((TrialState.RUNNING, TrialState.WAITING))
+        running = self._trials((TrialState.RUNNING,))  # WAITING: warm starts not asked yet
         waves = [int(t.user_attrs.get(WAVE, -1)) for t in self._trials()]
         self.wave = max(waves, default=-1)
         for t in running:
@@ -145,14 +166,16 @@ class StudySearcher(Searcher):
         return all(ref.key in params for ref in self.space.refs if self.space.applies(ref, point))
 
     def _wave_size(self, wave: int) -> int:
-        before = sum(1 for t in self._trials() if not t.user_attrs.get(INTERRUPTED) and int(t.user_attrs.get(WAVE, -1)) < wave)
-        return max(0, min(self.search.concurrency, self.search.n_trials - before))
+        before = sum(1 for t in self._trials() if not t.user_attrs.get(INTERRUPTED) and WAVE in t.user_attrs
+                     and int(t.user_attrs[WAVE]) < wave)
+        return max(0, min(self.search.concurrency, self.budget - before))
 
     def _fill_wave(self, wave: int) -> None:
         """Ask trials into ``wave`` until it has its size (all at once, before any job runs)."""
         members = sum(1 for t in self._trials() if int(t.user_attrs.get(WAVE, -1)) == wave and not t.user_attrs.get(INTERRUPTED))
         for _ in range(self._wave_size(wave) - members):
-            number = len(self._trials())
+            waiting = [t.number for t in self._trials((TrialState.WAITING,))]
+            number = min(waiting) if waiting else len(self._trials())  # ask() takes a warm start first
             study = optuna.load_study(study_name=self.study.study_name, storage=self.storage,
                                       sampler=sampler_for(self.sweep, number))
             trial = study.ask()
@@ -163,10 +186,11 @@ class StudySearcher(Searcher):
             self._set(a, SETTING_IDS, sorted({s.trial.setting_id for s in a.ts.settings}))
         if self.on_wave is not None:
             self.on_wave()
+        self._report()
 
     def finished(self) -> bool:
         """Nothing left: no trial in flight and the budget used."""
-        return not any(not a.done for a in self.active.values()) and self._counted() >= self.search.n_trials
+        return not any(not a.done for a in self.active.values()) and self._counted() >= self.budget
 
     # -- Tune's side -----------------------------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -181,7 +205,7 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if not self.active or all(a.done for a in self.active.values()):
             self.active = {n: a for n, a in self.active.items() if not a.done}
-            if self._counted() >= self.search.n_trials and not self.active:
+            if self._counted() >= self.budget and not self.active:
                 return Searcher.FINISHED
             if not self.active:
                 self.wave += 1
@@ -197,6 +221,7 @@ class StudySearcher(Searcher):
                 continue
             a.running = True
             self.jobs[trial_id] = (a.number, config["rung"], ids)
+            self._report()
             return config
         return None
 
@@ -238,14 +263,25 @@ class StudySearcher(Searcher):
             return self.space.searched_averager_label(a.params, w) or "raw"
         return w
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """A job's progress report: its steps so far, shown as tokens."""
+        job = self.jobs.get(trial_id)
+        if job is None or self.progress is None or "steps_done" not in result:
+            return
+        a = self.active[job[0]]
+        self.progress.job_tokens(self.label, a.number, int(result["steps_done"]) * a.ts.settings[0].tokens_per_step)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         number, rung, _ = self.jobs.pop(trial_id)
         a = self.active[number]
         a.running = False
         self.jobs_run += 1
         if error or not result or "losses" not in result:
+            if self.progress is not None:
+                self.progress.job_tokens(self.label, a.number, 0, finished=True)
             self._fail(a, f"job for rung {rung} failed")
             self._judge_if_ready()
+            self._report()
             return
         steps, tokens = int(result.get("steps_trained", 0)), int(result.get("tokens_trained", 0))
         a.steps += steps
@@ -255,7 +291,15 @@ class StudySearcher(Searcher):
         a.reported = json.loads(result["losses"])
         self._set(a, TOKENS, a.tokens)
         self._set(a, STEPS, a.steps)
+        if self.progress is not None:
+            self.progress.job_tokens(self.label, a.number, tokens, finished=True)
         self._judge_if_ready()
+        self._report()
+
+    # -- the live display ------------------------------------------------------------------
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress.study(self.label, study_counts(self))
 
     # -- judging ---------------------------------------------------------------------------
     def _judge_if_ready(self) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.planner import Setting, expand_settings, plan_config
+from orchestrator.planner import Setting, expand_settings, plan_config, setting_family
 from orchestrator.search.spec import AxisRef, Range, resolve_axis
 from trials.lineage_plan import AveragerPoint, PlanConfig, TrialSetting
 
@@ -66,7 +66,7 @@ class TrialSettings:
 class SearchSpace:
     """The sampler's view of a sweep with ``[search]`` (module docstring)."""
 
-    def __init__(self, sweep: Any) -> None:
+    def __init__(self, sweep: Any, group: str | None = None) -> None:
         if sweep.search is None:
             raise ValueError(f"sweep {sweep.name!r} has no [search] section")
         self.sweep = sweep
@@ -74,7 +74,25 @@ class SearchSpace:
         self.refs: list[AxisRef] = [resolve_axis(sweep, key) for key in self.search.space]
         self.ranges: dict[str, Range] = dict(self.search.space)
         self.grid_points = self._grid_points()
+        self.group = group
+        if group is not None:  # one study of `[search] per`: only its family's/optimizer's points
+            self.grid_points = [p for p in self.grid_points if self.group_of(p) == group]
+            if not self.grid_points:
+                raise KeyError(f"no grid point of group {group!r} in this sweep's search space")
         self.n_horizons = self._n_horizons()
+
+    # -- studies of `[search] per` ----------------------------------------------------------
+    def group_of(self, point: GridPoint) -> str:
+        """The study a grid point belongs to: its family or optimizer, ``""`` for one shared study."""
+        if self.search.per == "family":
+            return setting_family(point.first)
+        if self.search.per == "optimizer":
+            return point.first.optimizer
+        return ""
+
+    def groups(self) -> list[str]:
+        """The studies of this search, in grid order (``[""]``: one study over every grid point)."""
+        return list(dict.fromkeys(self.group_of(p) for p in self.grid_points))
 
     # -- grid points ----------------------------------------------------------------------
     def _blank(self, s: TrialSetting) -> dict[str, Any]:

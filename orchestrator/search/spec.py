@@ -20,6 +20,10 @@ lists stay grid axes for the grid part; in the search each distinct grid point o
 choice of a categorical ``grid_point`` (one study, not one study per point), except ``seeds``:
 every searched setting trains every seed and the objective averages them.
 
+``per = "family"`` (or ``"optimizer"``) splits the grid points into one study per schedule family
+(optimizer), each with ``n_trials`` (:mod:`orchestrator.search.study`); ``warm_start = "<sweep>"``
+asks that sweep's best ``warm_start_k`` settings first (:mod:`orchestrator.search.warm`).
+
 Every mistake is one :class:`~orchestrator.spec.SpecError` line naming the field (``check``
 runs inside the sweep's validator). This module imports neither ray nor optuna.
 """
@@ -37,7 +41,7 @@ from pydantic_core import PydanticCustomError
 if TYPE_CHECKING:
     from orchestrator.spec import SweepSpec
 
-__all__ = ["OBJECTIVES", "SAMPLERS", "STOPPING", "AxisRef", "Range", "SearchSpec", "resolve_axis"]
+__all__ = ["OBJECTIVES", "PER", "SAMPLERS", "STOPPING", "AxisRef", "Range", "SearchSpec", "resolve_axis"]
 
 # name -> what it optimises; the driver maps these to code (orchestrator.search.objective)
 OBJECTIVES: dict[str, str] = {
@@ -51,6 +55,11 @@ SAMPLERS: dict[str, bool] = {"tpe": True, "random": True, "cmaes": False, "gp": 
 STOPPING: dict[str, str] = {
     "halving": "successive halving over horizon rungs (a lineage is judged only where its losses are final)",
     "none": "every searched setting trains to its last horizon",
+}
+# name -> what one study covers; absent: one study over every grid point
+PER: dict[str, str] = {
+    "family": "one study per schedule family (the optimizer for a schedule-free one), each with n_trials",
+    "optimizer": "one study per optimizer, each with n_trials",
 }
 INT_AXES = ("warmup", "batch_size")
 
@@ -218,6 +227,9 @@ class SearchSpec(_Model):
     weights: str = "best"  # "best" (lowest over the weights variants evaluated), a label, or a searched averager kind
     stopping: str = "halving"
     eta: Annotated[int, Field(ge=2)] = 3  # successive halving keeps the best 1/eta at each rung
+    per: str | None = None  # "family" | "optimizer": one study per group, n_trials each (equal budgets)
+    warm_start: str | None = None  # another sweep of the same store: its best settings are asked first
+    warm_start_k: Annotated[int, Field(gt=0)] = 4
     space: dict[str, Range]
 
     @field_validator("space")
@@ -227,10 +239,12 @@ class SearchSpec(_Model):
             raise _bad("", value, "a table of at least one range, e.g. lr = { low = 1e-3, high = 1e-1, log = true }")
         return value
 
-    @field_validator("sampler", "objective", "stopping")
+    @field_validator("sampler", "objective", "stopping", "per")
     @classmethod
-    def _choice(cls, value: str, info: ValidationInfo) -> str:
-        choices = {"sampler": SAMPLERS, "objective": OBJECTIVES, "stopping": STOPPING}[info.field_name]
+    def _choice(cls, value: str | None, info: ValidationInfo) -> str | None:
+        choices = {"sampler": SAMPLERS, "objective": OBJECTIVES, "stopping": STOPPING, "per": PER}[info.field_name]
+        if value is None and info.field_name == "per":
+            return value
         if value not in choices:
             raise _bad("", value, f"one of {sorted(choices)}")
         return value
@@ -242,6 +256,8 @@ class SearchSpec(_Model):
             raise _bad("sampler", self.sampler, f"a multi-objective sampler for objective 'pareto', one of {multi}")
         if self.horizon is not None and self.objective != "final":
             raise _bad("horizon", self.horizon, f"absent: only objective 'final' reads one horizon (objective is {self.objective!r})")
+        if "warm_start_k" in self.model_fields_set and self.warm_start is None:
+            raise _bad("warm_start_k", self.warm_start_k, "absent: it is read only with warm_start = \"<another sweep>\"")
         return self
 
     # -- checks against the grid (called from SweepSpec's validator) -----------------------
@@ -263,6 +279,8 @@ class SearchSpec(_Model):
         if self.horizon is not None and self.horizon not in horizons:
             raise _bad("search.horizon", self.horizon, f"one of the sweep's horizons.{sweep.horizons.unit} {horizons}")
         self._check_weights(sweep, refs)
+        if self.warm_start is not None and self.warm_start == sweep.name:
+            raise _bad("search.warm_start", self.warm_start, "the name of another sweep in the same store (this is this sweep)")
 
     def _check_weights(self, sweep: SweepSpec, refs: list[AxisRef]) -> None:
         if self.weights == "best":

@@ -26,7 +26,8 @@ from orchestrator.search.spec import SAMPLERS
 from trials.errors import ConfigError
 from trials.identity import canonical_hash
 
-__all__ = ["SEARCH_HASH", "open_study", "sampler_for", "search_hash", "study_path"]
+__all__ = ["SEARCH_HASH", "check_studies", "open_studies", "open_study", "sampler_for", "search_hash", "study_name",
+           "study_groups", "study_path"]
 
 SEARCH_HASH = "lrsweep.search_hash"  # study user attribute: what the study was created for
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,6 +56,9 @@ def search_hash(sweep: Any) -> str:
     dump = identity_dump(sweep)  # runtime choices that change trunk ids count; defaults add nothing
     dump["search"].pop("n_trials")
     dump["search"].pop("concurrency")
+    for key in ("per", "warm_start", "warm_start_k"):  # later keys: absent from the hash at their defaults,
+        if key not in sweep.search.model_fields_set:  # so studies made before they existed still open
+            dump["search"].pop(key, None)
     return canonical_hash(dump)
 
 
@@ -101,29 +105,71 @@ def _storage(path: Path) -> optuna.storages.BaseStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def open_study(sweep: Any, store_root: str, *, storage: Any = None) -> optuna.Study:
-    """Create or load the sweep's study; refuse one created for another ``[search]``."""
+def study_name(sweep: Any, group: str) -> str:
+    """The study's name in the journal: the sweep's, or ``<sweep>/<group>`` for ``[search] per``."""
+    return f"{sweep.name}/{group}" if group else sweep.name
+
+
+def study_groups(sweep: Any) -> list[str]:
+    """The groups of ``[search] per`` (``[""]``: one study over every grid point)."""
+    from orchestrator.search.space import SearchSpace
+
+    return SearchSpace(sweep).groups()
+
+
+def _refuse(path: Path) -> ConfigError:
+    return ConfigError(
+        "search", f"the study in {path}",
+        "the study of this [search] section: it was made for another search (only n_trials and concurrency "
+        "may change); give the sweep a new name, or delete that file to start the search again",
+    )
+
+
+def check_studies(sweep: Any, store_root: str) -> None:
+    """Refuse (one :class:`ConfigError` line) a stored journal made for another search; writes nothing."""
+    path = study_path(store_root, sweep.name)
+    if not path.exists():
+        return
+    wanted = search_hash(sweep)
+    names = {study_name(sweep, g) for g in study_groups(sweep)}
+    for summary in _storage(path).get_all_studies():
+        have = summary.user_attrs.get(SEARCH_HASH)
+        if summary.study_name not in names or (have is not None and have != wanted):
+            raise _refuse(path)
+
+
+def open_studies(sweep: Any, store_root: str, *, storage: Any = None) -> dict[str, optuna.Study]:
+    """Create or load every study of the sweep's search (group -> study, ``""`` for the single
+    study); refuse a journal created for another ``[search]`` before creating anything."""
+    check_studies(sweep, store_root)
     path = study_path(store_root, sweep.name)
     storage = storage or _storage(path)
     directions = ["minimize"] * (_n_objectives(sweep))
-    study = optuna.create_study(study_name=sweep.name, storage=storage, directions=directions,
-                                load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
     wanted = search_hash(sweep)
-    have = study.user_attrs.get(SEARCH_HASH)
-    if have is None:
-        study.set_user_attr(SEARCH_HASH, wanted)
-        study.set_user_attr("lrsweep.sweep", sweep.name)
-        study.set_user_attr("lrsweep.objective", sweep.search.objective)
-        study.set_user_attr("lrsweep.horizons", list(sweep.horizons.values))
-        study.set_user_attr("lrsweep.horizon_unit", sweep.horizons.unit)
-    elif have != wanted:
-        raise ConfigError(
-            "search", f"the study in {path}",
-            "the study of this [search] section: the stored study was made for another search (space, sampler, "
-            "seed, objective, stopping or grid changed; only n_trials and concurrency may change); "
-            "give the sweep a new name, or delete that file to start the search again",
-        )
-    return study
+    out = {}
+    for group in study_groups(sweep):
+        study = optuna.create_study(study_name=study_name(sweep, group), storage=storage, directions=directions,
+                                    load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
+        have = study.user_attrs.get(SEARCH_HASH)
+        if have is None:
+            study.set_user_attr(SEARCH_HASH, wanted)
+            study.set_user_attr("lrsweep.sweep", sweep.name)
+            study.set_user_attr("lrsweep.group", group)
+            study.set_user_attr("lrsweep.objective", sweep.search.objective)
+            study.set_user_attr("lrsweep.horizons", list(sweep.horizons.values))
+            study.set_user_attr("lrsweep.horizon_unit", sweep.horizons.unit)
+        elif have != wanted:
+            raise _refuse(path)
+        out[group] = study
+    return out
+
+
+def open_study(sweep: Any, store_root: str, *, storage: Any = None) -> optuna.Study:
+    """The single study of a search without ``per`` (:func:`open_studies` for every study)."""
+    studies = open_studies(sweep, store_root, storage=storage)
+    if len(studies) != 1:
+        raise ValueError(f"sweep {sweep.name!r} searches {len(studies)} studies ([search] per); use open_studies")
+    return next(iter(studies.values()))
 
 
 def _n_objectives(sweep: Any) -> int:

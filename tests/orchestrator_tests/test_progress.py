@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from rich.console import Console
 
 from orchestrator.progress import SweepProgress, format_duration
@@ -113,3 +114,61 @@ cpu = 1
     lines = [line for line in out.stderr.splitlines() if line.startswith("lrsweep: ")]
     assert lines, out.stderr[-2000:]
     assert re.match(r"lrsweep: 1/1 lineages done, 0 running, 12k/12k tokens \(100%\)", lines[-1]), lines[-1]
+
+
+def test_search_lines_count_trials_per_study_and_estimate_what_is_left():
+    from orchestrator.search.progress import SearchProgress, StudyCounts
+
+    clock, buf = Clock(), io.StringIO()
+    p = SearchProgress({"polynomial": 4, "wsd": 4}, console=Console(file=buf, width=400, force_terminal=False),
+                       live=False, interval=10.0, clock=clock)
+    with p:
+        # polynomial: 2 finished trials that cost 300 and 100 tokens, one in flight with 50 so far
+        p.study("polynomial", StudyCounts(budget=4, wave=1, asked=3, running=1, complete=1, stopped=1, best=0.0123,
+                                          tokens_finished=400, tokens_unfinished=50, full_trial_tokens=1000))
+        # wsd: nothing finished yet, so one trial's full plan (1,000 tokens) stands for each
+        p.study("wsd", StudyCounts(budget=4, full_trial_tokens=1000))
+        clock.now = 102.0
+        p.job_tokens("polynomial", 2, 20)  # first tokens at t=102
+        clock.now = 112.0
+        p.job_tokens("polynomial", 2, 50)
+        p.job_tokens("polynomial", 2, 450, finished=True)  # the job's total: 450 tokens this run
+        assert p.tokens == 450 and p.rate() == 45.0
+        # left: polynomial 2 x 200 - 50 = 350, wsd 4 x 1000 = 4000 -> 4350 / 45 per s
+        assert p.eta() == pytest.approx(4350 / 45)
+        clock.now = 120.0
+        p.job_tokens("polynomial", 3, 0)
+    lines = buf.getvalue().strip().splitlines()
+    # the interval line at t=112 (50 tokens in 10 s: 5/s, 4350 left: 14m30s), then the closing one
+    assert lines == [
+        "lrsweep search: 3/8 trials asked, 1 running, 1 complete, 1 stopped, 50 tokens, 5 tokens/s, elapsed 12s, "
+        "ETA 14m30s; polynomial: wave 2, 3/4 asked, best 0.0123; wsd: 0/4 asked, best -",
+        "lrsweep search: 3/8 trials asked, 1 running, 1 complete, 1 stopped, 450 tokens, 25 tokens/s, elapsed 20s, "
+        "ETA 2m54s; polynomial: wave 2, 3/4 asked, best 0.0123; wsd: 0/4 asked, best -"]
+
+
+def test_a_single_study_line_shows_its_wave_and_best():
+    from orchestrator.search.progress import SearchProgress, StudyCounts
+
+    clock, buf = Clock(), io.StringIO()
+    p = SearchProgress({"": 2}, console=Console(file=buf, width=400, force_terminal=False), live=False, clock=clock)
+    p.study("", StudyCounts(budget=2, wave=0, asked=2, complete=2, best=0.5, tokens_finished=80))
+    assert p.line() == ("lrsweep search: wave 1, 2/2 trials asked, 0 running, 2 complete, 0 stopped, best 0.5, "
+                        "0 tokens, - tokens/s, elapsed 0s, ETA 0s")
+
+
+def test_the_search_table_shows_each_study_a_total_and_each_job_in_flight():
+    from orchestrator.search.progress import SearchProgress, StudyCounts
+
+    p = SearchProgress({"polynomial": 4, "wsd": 4}, live=True, clock=Clock(),
+                       console=Console(file=io.StringIO(), width=200, force_terminal=True))
+    p.study("polynomial", StudyCounts(budget=4, wave=1, asked=3, running=1, complete=1, stopped=1, best=0.0123,
+                                      jobs={2: (1, "lr=0.123, gamma=0.45", 0)}))
+    p.study("wsd", StudyCounts(budget=4, wave=0, asked=2, complete=2, best=0.0456))
+    p.job_tokens("polynomial", 2, 1234)
+    out = Console(file=io.StringIO(), width=200, record=True)
+    out.print(p.render())
+    rows = [" ".join(line.replace("│", " ").split()) for line in out.export_text().splitlines()]
+    assert "polynomial 2 3/4 1 1 1 0 0.0123" in rows and "wsd 1 2/4 0 2 0 0 0.0456" in rows
+    assert "total - 5/8 1 3 1 0 -" in rows
+    assert "polynomial 2 1 lr=0.123, gamma=0.45 1,234" in rows

@@ -77,6 +77,10 @@ BAD = {
     "unknown_key": ('trials = 5', LR, ["unknown key 'trials' in search"]),
     "no_space": ("", "", ["search.space must be a table of at least one range"]),
     "unknown_weights": ('weights = "ema@0.2"', LR, ["search.weights must be one of ['best', 'ema@0.1', 'raw']"]),
+    "unknown_per": ('per = "schedule"', LR, ["search.per must be one of ['family', 'optimizer'], got 'schedule'"]),
+    "warm_start_itself": ('warm_start = "s"', LR, ["search.warm_start must be the name of another sweep", "got 's'"]),
+    "warm_start_k_alone": ('warm_start_k = 2', LR, ["search.warm_start_k must be absent", "got 2"]),
+    "warm_start_k_zero": ('warm_start = "pilot"\nwarm_start_k = 0', LR, ["search.warm_start_k must be > 0, got 0"]),
 }
 
 
@@ -96,6 +100,25 @@ def test_bad_search_section_exits_2_with_one_line_naming_the_field(case: str, tm
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in {err!r}"
     assert err.startswith(f"lrsweep: error: {path}: ")
+
+
+def test_a_warm_start_from_a_sweep_the_store_lacks_exits_2_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path, 'warm_start = "pilot"', LR)
+    store = tmp_path / "store"
+    assert main(["run", str(path), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lrsweep: error: search.warm_start must be a sweep in the store"), err
+    assert not store.exists()
+
+
+def test_per_family_splits_the_grid_points_into_one_space_per_family() -> None:
+    sweep = _sweep({"lr": {"low": 1e-3, "high": 0.1, "log": True},
+                    "schedules.polynomial.gamma": {"low": 0.0, "high": 1.0}}, per="family")
+    assert SearchSpace(sweep).groups() == ["polynomial", "wsd", "cosine"]
+    poly = SearchSpace(sweep, "polynomial")
+    assert [p.first.schedule for p in poly.grid_points] == ["polynomial"]  # the grid lrs are one point: lr is searched
+    assert SearchSpace(_sweep({"lr": {"low": 1e-3, "high": 0.1}}, per="optimizer")).groups() == ["sgd"]
+    assert SearchSpace(_sweep({"lr": {"low": 1e-3, "high": 0.1}})).groups() == [""]
 
 
 def test_a_good_section_plans_the_grid(tmp_path: Path, capsys) -> None:
