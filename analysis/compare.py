@@ -37,6 +37,16 @@ _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "star")
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
+_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}
+"""Legends below the plot: long sweep and candidate names never squeeze the plot area."""
+MAX_NAME = 48
+
+
+def _short(text: str, limit: int = MAX_NAME) -> str:
+    """A legend entry cut to ``limit`` characters with "…" (the hover shows it whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _sweep_id(r: SweepResults, i: int) -> str:
     s = r.sweep
     if isinstance(s, dict):
@@ -62,7 +72,7 @@ def _horizon_figure(names: list[str], inputs: list) -> go.Figure:
             fig.add_trace(
                 go.Scatter(
                     x=rows[xcol], y=rows["loss"].where(np.isfinite(rows["loss"])), mode="lines+markers",
-                    name=f"{name}: {b.candidate} (anytime)", legendgroup=name,
+                    name=_short(f"{name}: {b.candidate} (anytime)"), legendgroup=name,
                     line={"color": family_color(b.family), "dash": dash},
                     marker={"symbol": sym, "size": 9},
                     customdata=horizon_text(rows, d.table),
@@ -75,7 +85,7 @@ def _horizon_figure(names: list[str], inputs: list) -> go.Figure:
             xs += env[xcol].tolist()
             fig.add_trace(
                 go.Scatter(
-                    x=env[xcol], y=env["loss"], mode="lines+markers", name=f"{name}: envelope",
+                    x=env[xcol], y=env["loss"], mode="lines+markers", name=_short(f"{name}: envelope"),
                     legendgroup=name, line={"color": "black", "dash": dash},
                     marker={"symbol": f"{sym}-open", "size": 9},
                     customdata=np.column_stack([horizon_text(env, d.table), env["candidate"]]),
@@ -88,7 +98,7 @@ def _horizon_figure(names: list[str], inputs: list) -> go.Figure:
     readable_log_axis(fig, "xaxis", xs)
     fig.update_layout(
         yaxis_type="log", xaxis_title="training tokens (or steps)", yaxis_title="final eval loss",
-        template="plotly_white",
+        template="plotly_white", legend=_LEGEND, height=520,
     )  # fmt: skip
     return fig
 
@@ -104,7 +114,7 @@ def _regret_figure(names: list[str], inputs: list) -> go.Figure:
             continue
         fig.add_trace(
             go.Bar(
-                x=fam["family"], y=100 * fam["worst_regret"].replace(np.inf, np.nan), name=name,
+                x=fam["family"], y=100 * fam["worst_regret"].replace(np.inf, np.nan), name=_short(name),
                 marker={"color": [family_color(f) for f in fam["family"]],
                         "pattern": {"shape": patterns[i % len(patterns)]}},
                 customdata=fam["candidate"],
@@ -115,7 +125,7 @@ def _regret_figure(names: list[str], inputs: list) -> go.Figure:
         raise FigureUnavailable("no sweep has an anytime candidate")
     fig.update_layout(
         barmode="group", yaxis_title="worst-case regret vs own envelope (%)",
-        template="plotly_white", xaxis_title="family (best anytime candidate)",
+        template="plotly_white", xaxis_title="family (best anytime candidate)", legend=_LEGEND,
     )  # fmt: skip
     return fig
 
@@ -155,7 +165,8 @@ def build_comparison_report(
             provs.append(p)
             sentences = summary_sentences(d.table, d.seeds, plan=dict(r.plan) if r.plan else None)
             columns.append(
-                f'<section class="compare-sweep" data-sweep="{html.escape(name)}"><h2>{html.escape(name)}</h2>'
+                f'<section class="compare-sweep" data-sweep="{html.escape(name)}">'
+                f'<h2 title="{html.escape(name)}">{html.escape(name)}</h2>'
                 f'<p class="meta">{html.escape(_sweep_line(r.sweep, d.lineages, d.fl))}<br>code '
                 f"{html.escape(str(p['code_version']))} · spec {html.escape(str(p['spec_hash']))} · "
                 f'written {html.escape(str(p["updated_at"]))}</p><ul class="findings">'

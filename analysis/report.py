@@ -112,13 +112,17 @@ def prepare(results: SweepResults) -> _Inputs:
     fl = labelled_final_losses(results.final_losses)
     seeds = fl[[*SCOPE, "candidate", "kind", "horizon", "seed", "loss"]].reset_index(drop=True)
     lineages = validate_lineages(results.lineages)
+    plan = results.plan
+    trials = (results.search or {}).get("trials")
+    if trials is not None and len(trials) and "tokens" in trials.columns:
+        plan = {**(plan or {}), "search_tokens": float(pd.to_numeric(trials["tokens"]).sum())}
     return _Inputs(
         fl=fl,
         lineages=lineages,
         curves=CurveIndex(validate_curves(results.curves), lineages),
         table=_aggregate(fl),
         seeds=seeds,
-        plan=results.plan,
+        plan=plan,
         lr_sequences=results.lr_sequences,
     )
 
@@ -164,8 +168,10 @@ _FIGURES: tuple[_Spec, ...] = (
         "Loss against peak learning rate",
         "Final eval loss against peak LR per family member (its best weights variant, best over "
         "the other settings at each LR); every LR tried is a tick; the dropdown picks the "
-        "horizon; crosses mark diverged LRs; ±1 standard error where ≥ 2 seeds.",
-        lambda d: loss_vs_lr_figure(d.table),
+        "horizon; crosses mark diverged LRs; ±1 standard error where ≥ 2 seeds. In a sweep with "
+        "a search: one point per setting tried (filled circle = grid point, open diamond = "
+        "searched trial), a setting stopped by the search only at the horizons it reached.",
+        lambda d: _loss_vs_lr(d.table),
     ),
     (
         "fig-data-law",
@@ -204,6 +210,19 @@ _FIGURES: tuple[_Spec, ...] = (
         lambda d: compute_figure(dict(d.plan) if d.plan else None, d.lineages),
     ),
 )
+
+def _loss_vs_lr(table: pd.DataFrame) -> go.Figure:
+    """Per-member LR curves; the per-setting points of a search (analysis.figures.lr_search)
+    where the sweep has searched settings or no member was run at two LRs."""
+    from analysis.figures.lr_search import searched_lr_figure
+
+    if "origin" in table.columns and table["origin"].eq("search").any():
+        return searched_lr_figure(table)
+    try:
+        return loss_vs_lr_figure(table)
+    except FigureUnavailable:
+        return searched_lr_figure(table)
+
 
 FIGURE_IDS: tuple[str, ...] = tuple(spec[0] for spec in _FIGURES)
 """The ``id`` of every figure's div, in report order (stable: browser tests look them up)."""
