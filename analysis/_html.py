@@ -45,7 +45,7 @@ p.render-error{color:#a94442} pre.spec{background:#f8f8f8;padding:.6rem;overflow
 .compare-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(22rem,1fr));gap:1.2rem}
 .compare-grid>section{border:1px solid #e4e4e4;border-radius:6px;padding:.2rem 1rem;min-width:0;overflow-wrap:anywhere}
 .compare-grid>section>h2{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.compare-grid table{table-layout:fixed;width:100%} .compare-grid td,.compare-grid th{overflow-wrap:anywhere}
+.compare-grid table{width:100%} .compare-grid td{overflow-wrap:anywhere}
 """
 
 _RENDER = """

@@ -81,14 +81,15 @@ def _horizon_figure(names: list[str], inputs: list) -> go.Figure:
             )  # fmt: skip
         env = envelope(d.table)
         env = env.loc[env["candidate"] != ""].sort_values("horizon")
-        if len(env):
-            xs += env[xcol].tolist()
+        # one envelope line per scope (workload, model size): never a line across two scopes
+        for k, (_scope, part) in enumerate(env.groupby(SCOPE, sort=True, dropna=False)):
+            xs += part[xcol].tolist()
             fig.add_trace(
                 go.Scatter(
-                    x=env[xcol], y=env["loss"], mode="lines+markers", name=_short(f"{name}: envelope"),
-                    legendgroup=name, line={"color": "black", "dash": dash},
+                    x=part[xcol], y=part["loss"], mode="lines+markers", name=_short(f"{name}: envelope"),
+                    legendgroup=name, showlegend=k == 0, line={"color": "black", "dash": dash},
                     marker={"symbol": f"{sym}-open", "size": 9},
-                    customdata=np.column_stack([horizon_text(env, d.table), env["candidate"]]),
+                    customdata=np.column_stack([horizon_text(part, d.table), part["candidate"]]),
                     hovertemplate="%{customdata[0]}<br>loss %{y:.4f}<br>%{customdata[1]}<extra>"
                     + html.escape(name) + " envelope</extra>",
                 )
@@ -105,22 +106,35 @@ def _horizon_figure(names: list[str], inputs: list) -> go.Figure:
 
 def _regret_figure(names: list[str], inputs: list) -> go.Figure:
     """Worst-case regret against its own envelope of each family's best anytime candidate,
-    grouped by family (bars in the family's colour), one bar per sweep (pattern = sweep)."""
+    grouped by family (bars in the family's colour), one bar per sweep (pattern = sweep).
+
+    One trace per (sweep, family), each with one colour: a per-bar colour array on a patterned
+    bar is what the legend cannot draw (plotly warns "Invalid color specifier" in the browser's
+    console). The legend shows one grey key per sweep with its pattern."""
     fig = go.Figure()
     patterns = ("", "/", ".", "x", "-", "+")
+    many = any(d.table[SCOPE].drop_duplicates().shape[0] > 1 for d in inputs)
     for i, (name, d) in enumerate(zip(names, inputs, strict=True)):
         fam = anytime_optimal(d.table, by="family")
         if fam.empty:
             continue
-        fig.add_trace(
-            go.Bar(
-                x=fam["family"], y=100 * fam["worst_regret"].replace(np.inf, np.nan), name=_short(name),
-                marker={"color": [family_color(f) for f in fam["family"]],
-                        "pattern": {"shape": patterns[i % len(patterns)]}},
-                customdata=fam["candidate"],
-                hovertemplate="%{customdata}<br>worst-case regret %{y:.2f}%<extra>" + html.escape(name) + "</extra>",
-            )
-        )  # fmt: skip
+        pattern = {"shape": patterns[i % len(patterns)], "fgcolor": "#333333"}
+        xs = [
+            f"{r['family']} · {' '.join(str(r[c]) for c in SCOPE if str(r[c]))}" if many else str(r["family"])
+            for _, r in fam.iterrows()
+        ]
+        for x, (_, r) in zip(xs, fam.iterrows(), strict=True):
+            regret = 100 * r["worst_regret"] if np.isfinite(r["worst_regret"]) else None
+            fig.add_trace(go.Bar(
+                x=[x], y=[regret], name=_short(name), legendgroup=name, showlegend=False, offsetgroup=str(i),
+                marker={"color": family_color(r["family"]), "pattern": pattern},
+                customdata=[r["candidate"]],
+                hovertemplate="%{customdata}<br>worst-case regret %{y:.3g}%<extra>" + html.escape(name) + "</extra>",
+            ))  # fmt: skip
+        fig.add_trace(go.Bar(
+            x=[xs[0]], y=[0], name=_short(name), legendgroup=name, offsetgroup=str(i), hoverinfo="skip",
+            marker={"color": "#dddddd", "pattern": pattern},
+        ))  # the sweep's legend key (a zero-height bar)  # fmt: skip
     if not fig.data:
         raise FigureUnavailable("no sweep has an anytime candidate")
     fig.update_layout(

@@ -19,6 +19,7 @@ import pandas as pd
 from analysis.figures._common import horizon_text, si
 from analysis.horizons import SCOPE, envelope, horizon_multiples, regret
 from analysis.noise import paired_frame
+from analysis.units import pct3
 
 __all__ = ["COLUMNS", "results_rows", "results_table_html"]
 
@@ -119,7 +120,7 @@ def results_table_html(
                 text = (
                     "diverged"
                     if v == math.inf
-                    else ("n/a" if v is None or math.isnan(v) else f"{100 * v:+.2f}%")
+                    else ("n/a" if v is None or math.isnan(v) else pct3(v, sign=True))
                 )
                 cells.append(_cell(v, kind, text))
             elif key == "tokens":

@@ -26,13 +26,13 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from analysis.budget import budget_sentences
 from analysis.anytime import (
     AnytimeAnswer,
     anytime_answers,
     anytime_optimal,
     robustness,
 )
+from analysis.budget import budget_sentences
 from analysis.grid import MIN_TREND_POINTS, EdgeWarning, edge_sentences, edge_warnings, lr_trend
 from analysis.horizons import SCOPE, envelope, horizon_multiples, scope_names, select_horizons
 from analysis.noise import NOISE_RULE

@@ -122,7 +122,6 @@ def _mark_origin(fl: pd.DataFrame, sweep: Mapping[str, Any]) -> pd.DataFrame:
     """``fl`` with ``origin``: ``"grid"`` for a setting of the sweep file's grid, ``"search"``
     for one a search trial asked (analysis.budget counts each family's tuning budget from it)."""
     import tomllib
-
     import yaml
 
     from orchestrator.planner import expand_settings

@@ -102,7 +102,7 @@ def compute_figure(plan: dict | None, lineages: pd.DataFrame | None = None) -> g
         top = max(top, 1.2 * share)
     fig.update_layout(
         barmode="group",
-        yaxis_title="% of naive compute (the grid's)",
+        yaxis_title="% of the naive grid",
         template="plotly_white",
         yaxis_range=[0, top],
     )

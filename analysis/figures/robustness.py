@@ -23,7 +23,7 @@ from analysis.figures._common import (
 )
 from analysis.grid import lr_sensitivity
 from analysis.horizons import envelope, regret
-from analysis.units import sig3
+from analysis.units import short_numbers, sig3
 
 __all__ = ["loss_vs_horizon_figure", "loss_vs_lr_figure", "regret_heatmap_figure"]
 
@@ -108,9 +108,15 @@ MAX_LABEL = 64
 
 
 def _row_labels(labels: list[str]) -> list[str]:
+    """Row labels cut to :data:`MAX_LABEL` characters in the candidate's part, keeping the
+    ``[kind]`` suffix; cut labels stay distinct."""
     out: list[str] = []
     for text in labels:
-        short = text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+        head, sep, kind = text.rpartition(" [")
+        if not sep:
+            head, kind = text, ""
+        room = MAX_LABEL - (len(kind) + 2 if sep else 0)
+        short = text if len(text) <= MAX_LABEL else head[: room - 1] + "…" + (sep + kind if sep else "")
         while short in out:  # two labels cut to the same text: keep them apart
             short += "\u200b"
         out.append(short)
@@ -213,7 +219,7 @@ def loss_vs_lr_figure(table: pd.DataFrame) -> go.Figure:
                     x=fr["peak_lr"],
                     y=_finite(fr["loss"]),
                     mode="lines+markers",
-                    name=f"{member} ({w})",
+                    name=f"{member} ({short_numbers(w)})",
                     legendgroup=member,
                     line={"color": color, "dash": weights_dash(w)},
                     marker={"symbol": weights_marker(w), "size": 8},
