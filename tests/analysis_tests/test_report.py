@@ -52,15 +52,19 @@ def report_html(report_path) -> str:
     return report_path.read_text(encoding="utf-8")
 
 
+LONG = "other_sweep_with_a_very_long_name_that_a_real_user_gave_it_shifted_losses_one_seed_2026"
+"""The second sweep's name: long enough to overlap the panels if nothing wrapped or cut it."""
+
+
 @pytest.fixture(scope="module")
 def compare_path(results, tmp_path_factory) -> Path:
     lin, cur, fl, plan, lrs = results
-    b = make_results(seeds=(0,), sweep_id="other", shift=0.02)
+    b = make_results(seeds=(0,), sweep_id=LONG, shift=0.02)
     folder = tmp_path_factory.mktemp("compare")
     return write_comparison_report(
         folder / "compare.html",
         [SweepResults(lin, cur, fl, plan, SWEEP_ROW, lrs),
-         SweepResults(b[0], b[1], b[2], b[3], {**SWEEP_ROW, "sweep_id": "other"}, b[4])],
+         SweepResults(b[0], b[1], b[2], b[3], {**SWEEP_ROW, "sweep_id": LONG}, b[4])],
     )  # fmt: skip
 
 
@@ -287,20 +291,23 @@ def test_comparison_report_puts_two_sweeps_side_by_side(compare_path):
     html = compare_path.read_text(encoding="utf-8")
     assert re.findall(r'<section class="compare-sweep" data-sweep="([^"]+)">', html) == [
         "synthetic",
-        "other",
+        LONG,
     ]
+    assert f'<h2 title="{LONG}">{LONG}</h2>' in html  # cut by CSS, whole in the tooltip
     specs = _figure_specs(html)
     assert list(specs) == list(COMPARE_FIGURE_IDS)
     names = [t["name"] for t in specs["fig-compare-horizon"]["data"]]
     assert any(n.startswith("synthetic: ") for n in names) and any(
-        n.startswith("other: ") for n in names
+        n.startswith(LONG[:20]) for n in names
     )
+    assert all(len(n) <= 48 for n in names)  # legend entries cut, never squeezing the plot
+    assert specs["fig-compare-horizon"]["layout"]["legend"]["orientation"] == "h"
     assert "<td>seed</td><td>0, 1</td><td>0</td>" in html  # what differs between the sweeps
     rows = re.search(
         r'<table class="lrsweep-table" id="results-table">(.*?)</table>', html, flags=re.S
     ).group(1)
     assert (
-        '<th data-key="sweep"' in rows and "<td>other</td>" in rows and "<td>synthetic</td>" in rows
+        '<th data-key="sweep"' in rows and f"<td>{LONG}</td>" in rows and "<td>synthetic</td>" in rows
     )
 
 
@@ -329,9 +336,9 @@ _FLAGS = [
 ]  # fmt: skip
 
 
-def _render(url: str, profile: Path) -> tuple[str, list[str]]:
+def _render(url: str, profile: Path, *extra: str) -> tuple[str, list[str]]:
     proc = subprocess.run(
-        [CHROMIUM, *_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+        [CHROMIUM, *_FLAGS, *extra, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
          "--virtual-time-budget=15000", "--dump-dom", url],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -424,4 +431,34 @@ def test_comparison_report_renders_two_sweeps_in_chromium(tmp_path, compare_path
         _drawn(dom, fig_id)
     assert dom.count('class="compare-sweep"') == 2
     legend = re.search(r'<div id="fig-compare-horizon".*?</section>', dom, flags=re.S).group(0)
-    assert "synthetic: " in legend and "other: " in legend
+    assert "synthetic: " in legend and LONG[:20] in legend
+    # the panels' geometry, measured by the browser: a harness page loads the report in a frame
+    harness = compare_path.parent / "harness.html"
+    harness.write_text(_HARNESS.replace("REPORT", compare_path.name), encoding="utf-8")
+    dom, console = _render(harness.as_uri(), tmp_path / "p2", "--allow-file-access-from-files")
+    assert not console, "\n".join(console)
+    box = json.loads(html.unescape(re.search(r'<pre id="geometry">(.*?)</pre>', dom, flags=re.S).group(1)))
+    a, b = box["panels"]
+    assert a["right"] <= b["left"] or a["bottom"] <= b["top"], box  # side by side or stacked, apart
+    assert all(p["overflow"] <= 1 for p in box["panels"]), box  # nothing sticks out of a panel
+    assert box["title_cut"] and box["page_overflow"] <= 1, box
+
+
+_HARNESS = """<!DOCTYPE html><html><body style="margin:0">
+<iframe id="f" src="REPORT" style="width:1300px;height:4000px;border:0"></iframe><pre id="geometry"></pre>
+<script>
+document.getElementById("f").addEventListener("load", function () {
+  setTimeout(function () {
+    var doc = document.getElementById("f").contentDocument;
+    var panels = Array.prototype.map.call(doc.querySelectorAll("section.compare-sweep"), function (s) {
+      var r = s.getBoundingClientRect(), widest = 0;
+      s.querySelectorAll("*").forEach(function (e) { widest = Math.max(widest, e.getBoundingClientRect().right); });
+      return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, overflow: widest - r.right};
+    });
+    var h2 = doc.querySelectorAll("section.compare-sweep h2")[1];
+    document.getElementById("geometry").textContent = JSON.stringify({
+      panels: panels, title_cut: h2.scrollWidth > h2.clientWidth,
+      page_overflow: doc.documentElement.scrollWidth - doc.documentElement.clientWidth});
+  }, 3000);
+});
+</script></body></html>"""
