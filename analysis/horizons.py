@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.definitions import HORIZON_AWARE, kinds
+from analysis.units import count_unit
 from analysis.tables import (
     CANDIDATE_COLUMNS,
     MEMBER_COLUMNS,
@@ -240,7 +241,8 @@ def horizon_multiples(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Each (scope, horizon) as a multiple, for plain-English ranges.
 
     Multiples of Chinchilla's 20 tokens per parameter when every horizon's tokens and the model's
-    ``n_params`` are known, else multiples of the scope's shortest horizon.
+    ``n_params`` are known and the workloads are language models, else multiples of the scope's
+    shortest horizon (a linear regression's samples are no tokens; :mod:`analysis.units`).
 
     Returns:
         (frame with ``[*scope, horizon, multiple]``, unit) where unit is ``"Chinchilla"`` or
@@ -251,7 +253,8 @@ def horizon_multiples(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         .agg(tokens=("tokens", "median"), n_params=("n_params", "median"))
         .reset_index()
     )
-    if per["tokens"].notna().all() and (per["n_params"] > 0).all():
+    lm = count_unit(table["workload"].unique()) == "tokens" if "workload" in table.columns else True
+    if lm and per["tokens"].notna().all() and (per["n_params"] > 0).all():
         per["multiple"] = per["tokens"] / (20.0 * per["n_params"])
         return per[[*SCOPE, "horizon", "multiple"]], "Chinchilla"
     shortest = per.groupby(SCOPE, dropna=False)["horizon"].transform("min")

@@ -11,7 +11,18 @@ import re
 
 import numpy as np
 
-__all__ = ["pct3", "short_numbers", "si", "sig3"]
+__all__ = ["SAMPLE_WORKLOADS", "count_unit", "pct3", "short_numbers", "si", "sig3"]
+
+SAMPLE_WORKLOADS: frozenset[str] = frozenset({"linreg"})
+"""Workloads that are not language models: a step consumes samples, not tokens, and a
+Chinchilla multiple (20 tokens per parameter) means nothing for them."""
+
+
+def count_unit(workloads: object) -> str:
+    """``"samples"`` when every workload given is one of :data:`SAMPLE_WORKLOADS`, else
+    ``"tokens"`` (a language model, or a mix)."""
+    names = {str(w) for w in workloads}  # type: ignore[attr-defined]
+    return "samples" if names and names <= SAMPLE_WORKLOADS else "tokens"
 
 
 def si(x: float) -> str:
