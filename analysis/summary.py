@@ -46,7 +46,12 @@ def _pct(x: float) -> str:
         return "n/a"
     if math.isinf(x):
         return "∞ (diverged)"
-    return pct3(x)
+    v = 100.0 * x
+    if v == 0.0:
+        return "0%"
+    if abs(v) >= 1000:  # never "6.1e+04%" nor five digits: 3 significant digits
+        return pct3(x)
+    return f"{v:.0f}%" if abs(v) >= 10 else f"{v:.2g}%"
 
 
 def _mult(x: float) -> str:
