@@ -354,7 +354,7 @@ def _drawn(dom: str, fig_id: str) -> None:
     assert 'data-rendered="true"' in m.group(1), f"{fig_id} was not drawn"
     assert 'class="main-svg"' in m.group(2), f"{fig_id} has no plotly SVG"
     assert re.search(r'class="(scatterlayer|barlayer|heatmaplayer)', m.group(2)), fig_id
-    assert re.search(r'<path class="js-line" d="M[\d.]+,|class="point"|<image', m.group(2)), fig_id
+    assert re.search(r'<path class="js-line" d="M[\d.]+,|class="point[ "]|<image', m.group(2)), fig_id
 
 
 browser = pytest.mark.skipif(

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from analysis.figures.compute import compute_figure
 from analysis.figures.lr_search import searched_lr_figure
@@ -17,6 +18,7 @@ from analysis.figures.search import search_history_figure
 from analysis.horizons import loss_table
 from tests.analysis_tests._frames import frame, rows
 from tests.analysis_tests.test_like_for_like import _searched_sweep
+from tests.analysis_tests.test_report import CHROMIUM, _drawn, _render
 
 
 def _history_frames() -> dict[str, pd.DataFrame]:
@@ -90,3 +92,41 @@ def test_compute_figure_adds_the_search_tokens() -> None:
     assert search.text[0] == "227K tokens (227%; search 187K)"
     assert fig.layout.yaxis.range[1] >= 227.0
     assert len(compute_figure({k: v for k, v in plan.items() if k != "search_tokens"}).data) == 2
+
+
+def _search_report(tmp_path):
+    from analysis.report import write_report
+
+    lin = pd.DataFrame(columns=["lineage_id", "branch", "family", "peak_lr"])
+    cur = pd.DataFrame(columns=["lineage_id", "branch", "step", "split", "weights", "loss"])
+    plan = {"planned_tokens": 40_000.0, "naive_tokens": 100_000.0}
+    return write_report(tmp_path / "search.html", lin, cur, _searched_sweep(), plan,
+                        sweep={"sweep_id": "searched"}, search=_history_frames())  # fmt: skip
+
+
+def test_a_search_report_draws_lr_sensitivity_and_the_search_tokens(tmp_path) -> None:
+    import re
+
+    text = _search_report(tmp_path).read_text(encoding="utf-8")
+    assert "every family was run at a single peak LR" not in text
+    specs = dict(re.findall(r'data-target="([^"]+)">(.*?)</script>', text, flags=re.S))
+    lr = json.loads(specs["fig-loss-vs-lr"])
+    assert {t["marker"]["symbol"] for t in lr["data"]} == {"circle", "diamond-open"}
+    compute = json.loads(specs["fig-compute"])
+    assert "plan + the search's trials" in [t["name"] for t in compute["data"]]  # 260 tokens searched
+    assert "compute of the search: its trials trained 260 tokens more" in text
+    assert "stopped early by the search: 1 candidate(s)" in text and "failed or not run" not in text
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs the chromium binary (Debian package `chromium`)")
+def test_a_search_report_renders_without_a_console_message(tmp_path) -> None:
+    path = _search_report(tmp_path)
+    dom, console = _render(path.as_uri(), tmp_path / "profile")
+    assert not console, "\n".join(console)
+    for fig_id in ("fig-loss-vs-lr", "fig-regret-heatmap", "fig-compute", "search-history"):
+        _drawn(dom, fig_id)
+    import re
+
+    history = re.search(r'<div id="search-history".*?</section>', dom, flags=re.S).group(0)
+    assert "grid's best" in history and "new text" not in history  # no placeholder annotation
