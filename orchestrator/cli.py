@@ -99,7 +99,9 @@ def _search_line(search: object) -> str:
             f"study {search.study_path}")  # type: ignore[attr-defined]
     best = search.best  # type: ignore[attr-defined]
     if best is not None:
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+        from analysis.units import sig3
+
+        params = ", ".join(f"{k}={sig3(v)}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
         line += f"\nbest: trial {best['number']} ({params}) objective {best['value']:.6g}"
     elif search.pareto:  # type: ignore[attr-defined]
         line += f"\nPareto front: {search.pareto} trials"  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """Where a report may be written: ``report -o PATH`` (and ``run --report PATH``) never replace a
 file lrsweep did not write. Every page lrsweep writes carries a marker in its head
 (:data:`analysis._html.GENERATOR_META`); an existing file without it is refused unless
-``--force`` (README, "Reports")."""
+``--force`` (docs/report.md)."""
 
 from __future__ import annotations
 

@@ -261,6 +261,8 @@ def fit_table(store: str, sweep_id: str, *, as_json: bool = False, wide: bool = 
     from rich.console import Console
     from rich.table import Table
 
+    from analysis.units import short_numbers
+
     out = Table(title=f"data laws L(D) = E + B / D^beta  ({sweep_id})", title_justify="left")
     for col in ("family", "weights", "model_size", "points", "E", "B", "beta", "objective", "notes"):
         out.add_column(
@@ -268,7 +270,7 @@ def fit_table(store: str, sweep_id: str, *, as_json: bool = False, wide: bool = 
             overflow="fold", no_wrap=col != "notes",
         )
     for r in results:
-        head = (str(r["family"]), str(r["weights"]), str(r["model_size"]), str(r["points"]))
+        head = (str(r["family"]), short_numbers(str(r["weights"])), str(r["model_size"]), str(r["points"]))
         if "refused" in r:
             out.add_row(*head, "refused", "", "", "", r["refused"].split(": ", 1)[-1])
         elif "error" in r:
