@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.definitions import HORIZON_AWARE, kinds
-from analysis.units import count_unit
 from analysis.tables import (
     CANDIDATE_COLUMNS,
     MEMBER_COLUMNS,
@@ -32,6 +31,7 @@ from analysis.tables import (
     member_labels,
     validate_final_losses,
 )
+from analysis.units import count_unit
 
 __all__ = [
     "envelope",
