@@ -37,10 +37,10 @@ from analysis.figures import (
     data_law_figure,
     eval_curves_figure,
     loss_vs_horizon_figure,
-    loss_vs_lr_figure,
     lr_schedule_figure,
     regret_heatmap_figure,
 )
+from analysis.figures.lr_search import loss_vs_lr_any
 from analysis.horizons import SCOPE, _aggregate, labelled_final_losses
 from analysis.law_curves import CurveIndex
 from analysis.provenance import provenance, provenance_html
@@ -171,7 +171,7 @@ _FIGURES: tuple[_Spec, ...] = (
         "horizon; crosses mark diverged LRs; ±1 standard error where ≥ 2 seeds. In a sweep with "
         "a search: one point per setting tried (filled circle = grid point, open diamond = "
         "searched trial), a setting stopped by the search only at the horizons it reached.",
-        lambda d: _loss_vs_lr(d.table),
+        lambda d: loss_vs_lr_any(d.table),
     ),
     (
         "fig-data-law",
@@ -210,19 +210,6 @@ _FIGURES: tuple[_Spec, ...] = (
         lambda d: compute_figure(dict(d.plan) if d.plan else None, d.lineages),
     ),
 )
-
-def _loss_vs_lr(table: pd.DataFrame) -> go.Figure:
-    """Per-member LR curves; the per-setting points of a search (analysis.figures.lr_search)
-    where the sweep has searched settings or no member was run at two LRs."""
-    from analysis.figures.lr_search import searched_lr_figure
-
-    if "origin" in table.columns and table["origin"].eq("search").any():
-        return searched_lr_figure(table)
-    try:
-        return loss_vs_lr_figure(table)
-    except FigureUnavailable:
-        return searched_lr_figure(table)
-
 
 FIGURE_IDS: tuple[str, ...] = tuple(spec[0] for spec in _FIGURES)
 """The ``id`` of every figure's div, in report order (stable: browser tests look them up)."""

@@ -108,41 +108,17 @@ def _search_line(search: object) -> str:
     return line
 
 
-def _print_answer(sweep_id: str, answer: list[str], warnings: list[str]) -> None:
-    """The answer under its own heading, then the warnings (grid edges, one seed, budgets)."""
-    if answer:
-        print(f"answer ({sweep_id}):")
-        for line in answer:
-            print(f"  {line}")
-    for line in warnings:
-        print(f"warning: {sweep_id}: {line}")
-
-
 def _report_one(store: str, sweep_id: str, out: str, force: bool = False) -> None:
-    """Write one sweep's report; print its path, its answer, then its warnings."""
-    from orchestrator.report_output import check_output
-    from orchestrator.reporting import report_sweep
+    from orchestrator.report_output import report_one
 
-    check_output(out, force=force)
-    path, answer, warnings = report_sweep(store, sweep_id, out)
-    print(f"report: {path}")
-    _print_answer(sweep_id, answer, warnings)
+    report_one(store, sweep_id, out, force=force)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from orchestrator.report_output import check_output
-    from orchestrator.reporting import report_answer, write_comparison
+    from orchestrator.report_output import report_command
 
-    store = _store_of(args)
     sweeps = list(dict.fromkeys([*args.sweep, *(args.compare or [])]))
-    if len(sweeps) == 1:
-        _report_one(store, sweeps[0], args.output, args.force)
-        return 0
-    check_output(args.output, force=args.force)
-    print(f"report: {write_comparison(store, sweeps, args.output)} ({len(sweeps)} sweeps side by side)")
-    for sweep in sweeps:
-        _print_answer(sweep, *report_answer(store, sweep))
-    return 0
+    return report_command(_store_of(args), sweeps, args.output, force=args.force)
 
 
 def cmd_query(args: argparse.Namespace) -> int:

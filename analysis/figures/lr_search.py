@@ -25,7 +25,7 @@ from analysis.figures._common import (
 from analysis.horizons import SCOPE
 from analysis.tables import SETTING_COLUMNS
 
-__all__ = ["ORIGIN_MARKERS", "searched_lr_figure"]
+__all__ = ["ORIGIN_MARKERS", "loss_vs_lr_any", "searched_lr_figure"]
 
 ORIGIN_MARKERS = {"grid": "circle", "search": "diamond-open"}
 """Marker of a grid point and of a searched trial."""
@@ -86,3 +86,18 @@ def searched_lr_figure(table: pd.DataFrame) -> go.Figure:
         template="plotly_white",
     )
     return add_selector(fig, groups, label="horizon")
+
+
+def loss_vs_lr_any(table: pd.DataFrame) -> go.Figure:
+    """The report's LR figure: the per-member LR curves
+    (:func:`analysis.figures.robustness.loss_vs_lr_figure`), or the per-setting points of
+    :func:`searched_lr_figure` where the sweep has searched settings or no member was run at two
+    peak LRs."""
+    from analysis.figures.robustness import loss_vs_lr_figure
+
+    if "origin" in table.columns and table["origin"].eq("search").any():
+        return searched_lr_figure(table)
+    try:
+        return loss_vs_lr_figure(table)
+    except FigureUnavailable:
+        return searched_lr_figure(table)

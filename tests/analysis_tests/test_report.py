@@ -22,6 +22,7 @@ from analysis import FIGURE_IDS, build_panels, build_report, export_curve_csv, w
 from analysis.compare import COMPARE_FIGURE_IDS, write_comparison_report
 from analysis.figures import FAMILY_COLORS
 from analysis.report import SweepResults
+from tests.analysis_tests._harness import HARNESS
 from tests.analysis_tests._sweep import SWEEP_ROW, make_results
 
 
@@ -434,7 +435,7 @@ def test_comparison_report_renders_two_sweeps_in_chromium(tmp_path, compare_path
     assert "synthetic: " in legend and LONG[:20] in legend
     # the panels' geometry, measured by the browser: a harness page loads the report in a frame
     harness = compare_path.parent / "harness.html"
-    harness.write_text(_HARNESS.replace("REPORT", compare_path.name), encoding="utf-8")
+    harness.write_text(HARNESS.replace("REPORT", compare_path.name), encoding="utf-8")
     dom, console = _render(harness.as_uri(), tmp_path / "p2", "--allow-file-access-from-files")
     assert not console, "\n".join(console)
     box = json.loads(html.unescape(re.search(r'<pre id="geometry">(.*?)</pre>', dom, flags=re.S).group(1)))
@@ -443,22 +444,3 @@ def test_comparison_report_renders_two_sweeps_in_chromium(tmp_path, compare_path
     assert all(p["overflow"] <= 1 for p in box["panels"]), box  # nothing sticks out of a panel
     assert box["title_cut"] and box["page_overflow"] <= 1, box
 
-
-_HARNESS = """<!DOCTYPE html><html><body style="margin:0">
-<iframe id="f" src="REPORT" style="width:1300px;height:4000px;border:0"></iframe><pre id="geometry"></pre>
-<script>
-document.getElementById("f").addEventListener("load", function () {
-  setTimeout(function () {
-    var doc = document.getElementById("f").contentDocument;
-    var panels = Array.prototype.map.call(doc.querySelectorAll("section.compare-sweep"), function (s) {
-      var r = s.getBoundingClientRect(), widest = 0;
-      s.querySelectorAll("*").forEach(function (e) { widest = Math.max(widest, e.getBoundingClientRect().right); });
-      return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, overflow: widest - r.right};
-    });
-    var h2 = doc.querySelectorAll("section.compare-sweep h2")[1];
-    document.getElementById("geometry").textContent = JSON.stringify({
-      panels: panels, title_cut: h2.scrollWidth > h2.clientWidth,
-      page_overflow: doc.documentElement.scrollWidth - doc.documentElement.clientWidth});
-  }, 3000);
-});
-</script></body></html>"""
