@@ -31,7 +31,8 @@ def _history_frames() -> dict[str, pd.DataFrame]:
     })  # fmt: skip
     grid = pd.DataFrame({"setting_id": ["a"], "label": ["poly lr=0.1"], "objective": [178.0]})
     meta = pd.DataFrame([{"objective": "regret", "horizons": [10, 100], "unit": "steps"}])
-    return {"trials": trials, "grid": grid, "importances": pd.DataFrame(), "meta": meta}
+    imp = pd.DataFrame({"target": ["objective"] * 2, "param": ["lr", "gamma"], "importance": [0.7, 0.3]})
+    return {"trials": trials, "grid": grid, "importances": imp, "meta": meta}
 
 
 def test_history_labels_pruned_markers_and_template() -> None:
@@ -116,6 +117,10 @@ def test_a_search_report_draws_lr_sensitivity_and_the_search_tokens(tmp_path) ->
     assert "plan + the search's trials" in [t["name"] for t in compute["data"]]  # 260 tokens searched
     assert "compute of the search: its trials trained 260 tokens more" in text
     assert "stopped early by the search: 1 candidate(s)" in text and "failed or not run" not in text
+    # the report's template in every figure, the search's included
+    assert {"search-history", "search-importance", "fig-regret-heatmap"} <= set(specs)
+    for fig_id, spec in specs.items():
+        assert json.loads(spec)["layout"]["template"]["layout"]["plot_bgcolor"] == "white", fig_id
 
 
 @pytest.mark.browser
