@@ -117,6 +117,8 @@ def test_a_search_report_draws_lr_sensitivity_and_the_search_tokens(tmp_path) ->
     assert "plan + the search's trials" in [t["name"] for t in compute["data"]]  # 260 tokens searched
     assert "compute of the search: its trials trained 260 tokens more" in text
     assert "stopped early by the search: 1 candidate(s)" in text and "failed or not run" not in text
+    # the results table says "stopped" where the search stopped a setting (never "missing")
+    assert re.search(r'<td class="num" data-v="">stopped</td>', text)
     # the report's template in every figure, the search's included
     assert {"search-history", "search-importance", "fig-regret-heatmap"} <= set(specs)
     for fig_id, spec in specs.items():
