@@ -20,7 +20,11 @@ import html
 
 import plotly.graph_objects as go
 
-__all__ = ["STYLE", "figure_section", "page"]
+__all__ = ["GENERATOR_META", "STYLE", "figure_section", "page"]
+
+GENERATOR_META = '<meta name="generator" content="lrsweep">'
+"""In the head of every page lrsweep writes: `report -o` overwrites only files that carry it
+(:mod:`orchestrator.report_output`)."""
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1250px;color:#222;padding:0 1rem}
@@ -39,7 +43,9 @@ ul.findings li{margin:.25rem 0} section.lrsweep-figure{margin:2.2rem 0;border-to
 p.note{color:#8a6d3b;background:#fcf8e3;padding:.5rem .8rem;border-radius:4px}
 p.render-error{color:#a94442} pre.spec{background:#f8f8f8;padding:.6rem;overflow:auto;max-height:24rem}
 .compare-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(22rem,1fr));gap:1.2rem}
-.compare-grid>section{border:1px solid #e4e4e4;border-radius:6px;padding:.2rem 1rem}
+.compare-grid>section{border:1px solid #e4e4e4;border-radius:6px;padding:.2rem 1rem;min-width:0;overflow-wrap:anywhere}
+.compare-grid>section>h2{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.compare-grid table{width:100%} .compare-grid td{overflow-wrap:anywhere}
 """
 
 _RENDER = """
@@ -164,7 +170,7 @@ def page(title: str, meta: str, body: str) -> str:
     import plotly.offline
 
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{GENERATOR_META}'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
         f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script></head><body>'
         f'<h1>{html.escape(title)}</h1><p class="meta">{meta}</p>{body}'

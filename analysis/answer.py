@@ -15,6 +15,7 @@ from analysis.figures._common import horizon_text
 from analysis.horizons import SCOPE, envelope
 from analysis.noise import NOISE_RULE, paired_frame
 from analysis.summary import summary_sentences
+from analysis.units import pct3
 
 if TYPE_CHECKING:
     from analysis.report import _Inputs
@@ -25,7 +26,7 @@ __all__ = ["answer_html", "headline_tables"]
 def _pct(x: float) -> str:
     if x is None or np.isnan(x):
         return "n/a"
-    return "diverged" if np.isinf(x) else f"{100 * x:+.2f}%"
+    return "diverged" if np.isinf(x) else pct3(x, sign=True)
 
 
 def headline_tables(d: _Inputs) -> str:

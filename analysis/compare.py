@@ -37,6 +37,16 @@ _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "star")
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
+_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}
+"""Legends below the plot: long sweep and candidate names never squeeze the plot area."""
+MAX_NAME = 48
+
+
+def _short(text: str, limit: int = MAX_NAME) -> str:
+    """A legend entry cut to ``limit`` characters with "…" (the hover shows it whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _sweep_id(r: SweepResults, i: int) -> str:
     s = r.sweep
     if isinstance(s, dict):
@@ -62,7 +72,7 @@ def _horizon_figure(names: list[str], inputs: list) -> go.Figure:
             fig.add_trace(
                 go.Scatter(
                     x=rows[xcol], y=rows["loss"].where(np.isfinite(rows["loss"])), mode="lines+markers",
-                    name=f"{name}: {b.candidate} (anytime)", legendgroup=name,
+                    name=_short(f"{name}: {b.candidate} (anytime)"), legendgroup=name,
                     line={"color": family_color(b.family), "dash": dash},
                     marker={"symbol": sym, "size": 9},
                     customdata=horizon_text(rows, d.table),
@@ -71,14 +81,15 @@ def _horizon_figure(names: list[str], inputs: list) -> go.Figure:
             )  # fmt: skip
         env = envelope(d.table)
         env = env.loc[env["candidate"] != ""].sort_values("horizon")
-        if len(env):
-            xs += env[xcol].tolist()
+        # one envelope line per scope (workload, model size): never a line across two scopes
+        for k, (_scope, part) in enumerate(env.groupby(SCOPE, sort=True, dropna=False)):
+            xs += part[xcol].tolist()
             fig.add_trace(
                 go.Scatter(
-                    x=env[xcol], y=env["loss"], mode="lines+markers", name=f"{name}: envelope",
-                    legendgroup=name, line={"color": "black", "dash": dash},
+                    x=part[xcol], y=part["loss"], mode="lines+markers", name=_short(f"{name}: envelope"),
+                    legendgroup=name, showlegend=k == 0, line={"color": "black", "dash": dash},
                     marker={"symbol": f"{sym}-open", "size": 9},
-                    customdata=np.column_stack([horizon_text(env, d.table), env["candidate"]]),
+                    customdata=np.column_stack([horizon_text(part, d.table), part["candidate"]]),
                     hovertemplate="%{customdata[0]}<br>loss %{y:.4f}<br>%{customdata[1]}<extra>"
                     + html.escape(name) + " envelope</extra>",
                 )
@@ -88,34 +99,47 @@ def _horizon_figure(names: list[str], inputs: list) -> go.Figure:
     readable_log_axis(fig, "xaxis", xs)
     fig.update_layout(
         yaxis_type="log", xaxis_title="training tokens (or steps)", yaxis_title="final eval loss",
-        template="plotly_white",
+        template="plotly_white", legend=_LEGEND, height=520,
     )  # fmt: skip
     return fig
 
 
 def _regret_figure(names: list[str], inputs: list) -> go.Figure:
     """Worst-case regret against its own envelope of each family's best anytime candidate,
-    grouped by family (bars in the family's colour), one bar per sweep (pattern = sweep)."""
+    grouped by family (bars in the family's colour), one bar per sweep (pattern = sweep).
+
+    One trace per (sweep, family), each with one colour: a per-bar colour array on a patterned
+    bar is what the legend cannot draw (plotly warns "Invalid color specifier" in the browser's
+    console). The legend shows one grey key per sweep with its pattern."""
     fig = go.Figure()
     patterns = ("", "/", ".", "x", "-", "+")
+    many = any(d.table[SCOPE].drop_duplicates().shape[0] > 1 for d in inputs)
     for i, (name, d) in enumerate(zip(names, inputs, strict=True)):
         fam = anytime_optimal(d.table, by="family")
         if fam.empty:
             continue
-        fig.add_trace(
-            go.Bar(
-                x=fam["family"], y=100 * fam["worst_regret"].replace(np.inf, np.nan), name=name,
-                marker={"color": [family_color(f) for f in fam["family"]],
-                        "pattern": {"shape": patterns[i % len(patterns)]}},
-                customdata=fam["candidate"],
-                hovertemplate="%{customdata}<br>worst-case regret %{y:.2f}%<extra>" + html.escape(name) + "</extra>",
-            )
-        )  # fmt: skip
+        pattern = {"shape": patterns[i % len(patterns)], "fgcolor": "#333333"}
+        xs = [
+            f"{r['family']} · {' '.join(str(r[c]) for c in SCOPE if str(r[c]))}" if many else str(r["family"])
+            for _, r in fam.iterrows()
+        ]
+        for x, (_, r) in zip(xs, fam.iterrows(), strict=True):
+            regret = 100 * r["worst_regret"] if np.isfinite(r["worst_regret"]) else None
+            fig.add_trace(go.Bar(
+                x=[x], y=[regret], name=_short(name), legendgroup=name, showlegend=False, offsetgroup=str(i),
+                marker={"color": family_color(r["family"]), "pattern": pattern},
+                customdata=[r["candidate"]],
+                hovertemplate="%{customdata}<br>worst-case regret %{y:.3g}%<extra>" + html.escape(name) + "</extra>",
+            ))  # fmt: skip
+        fig.add_trace(go.Bar(
+            x=[xs[0]], y=[0], name=_short(name), legendgroup=name, offsetgroup=str(i), hoverinfo="skip",
+            marker={"color": "#dddddd", "pattern": pattern},
+        ))  # the sweep's legend key (a zero-height bar)  # fmt: skip
     if not fig.data:
         raise FigureUnavailable("no sweep has an anytime candidate")
     fig.update_layout(
         barmode="group", yaxis_title="worst-case regret vs own envelope (%)",
-        template="plotly_white", xaxis_title="family (best anytime candidate)",
+        template="plotly_white", xaxis_title="family (best anytime candidate)", legend=_LEGEND,
     )  # fmt: skip
     return fig
 
@@ -155,7 +179,8 @@ def build_comparison_report(
             provs.append(p)
             sentences = summary_sentences(d.table, d.seeds, plan=dict(r.plan) if r.plan else None)
             columns.append(
-                f'<section class="compare-sweep" data-sweep="{html.escape(name)}"><h2>{html.escape(name)}</h2>'
+                f'<section class="compare-sweep" data-sweep="{html.escape(name)}">'
+                f'<h2 title="{html.escape(name)}">{html.escape(name)}</h2>'
                 f'<p class="meta">{html.escape(_sweep_line(r.sweep, d.lineages, d.fl))}<br>code '
                 f"{html.escape(str(p['code_version']))} · spec {html.escape(str(p['spec_hash']))} · "
                 f'written {html.escape(str(p["updated_at"]))}</p><ul class="findings">'

@@ -31,6 +31,7 @@ from analysis.tables import (
     member_labels,
     validate_final_losses,
 )
+from analysis.units import count_unit
 
 __all__ = [
     "envelope",
@@ -59,6 +60,7 @@ _TABLE_COLUMNS = [
     "n_seeds",
     "n_diverged",
     "n_failed",
+    "n_stopped",
 ]
 
 
@@ -103,7 +105,8 @@ def loss_table(final_losses: pd.DataFrame) -> pd.DataFrame:
         ``kind`` (``"anytime"`` or ``"horizon-aware"``), ``horizon`` (steps), ``tokens``,
         ``n_params``, ``loss`` (mean over seeds; +inf if any seed diverged), ``stderr``
         (std/sqrt(n), NaN for one seed or a divergence), ``n_seeds`` (seeds with a result),
-        ``n_diverged`` and ``n_failed`` (failed runs are missing, not infinite). Sorted by scope,
+        ``n_diverged``, ``n_failed`` (failed runs are missing, not infinite) and ``n_stopped``
+        (seeds a search stopped before this horizon: missing, never "failed"). Sorted by scope,
         candidate, horizon.
     """
     return _aggregate(labelled_final_losses(final_losses))
@@ -112,12 +115,16 @@ def loss_table(final_losses: pd.DataFrame) -> pd.DataFrame:
 def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     keys = [*SCOPE, "candidate", "horizon"]
     frame = frame.assign(
-        failed=frame["status"].eq("failed"), missing=frame["status"].isin(MISSING_STATUSES)
+        failed=frame["status"].eq("failed"),
+        stopped=frame["status"].eq("stopped"),
+        missing=frame["status"].isin(MISSING_STATUSES),
     )
     grouped = frame.groupby(keys, sort=True, dropna=False)
-    table = grouped[["member", "kind", *CANDIDATE_COLUMNS, "tokens", "n_params"]].first()
+    extra = ["origin"] if "origin" in frame.columns else []  # grid or search (analysis.budget)
+    table = grouped[["member", "kind", *CANDIDATE_COLUMNS, "tokens", "n_params", *extra]].first()
     table["n_diverged"] = grouped["diverged"].sum()
     table["n_failed"] = grouped["failed"].sum()
+    table["n_stopped"] = grouped["stopped"].sum()
     ok = frame.loc[~frame["missing"]].groupby(keys, sort=True, dropna=False)["loss"]
     # Mean over every seed that produced a result; one diverged seed makes it +inf on purpose:
     # a setting that diverges one time in three is not a safe recommendation.
@@ -128,7 +135,7 @@ def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     table.loc[table["n_diverged"] > 0, "stderr"] = np.nan
     table["n_seeds"] = table["n_seeds"].fillna(0).astype("int64")
     table = table.reset_index()
-    return table[_TABLE_COLUMNS].sort_values(keys, kind="stable").reset_index(drop=True)
+    return table[_TABLE_COLUMNS + extra].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def seed_losses(final_losses: pd.DataFrame) -> pd.DataFrame:
@@ -234,7 +241,8 @@ def horizon_multiples(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Each (scope, horizon) as a multiple, for plain-English ranges.
 
     Multiples of Chinchilla's 20 tokens per parameter when every horizon's tokens and the model's
-    ``n_params`` are known, else multiples of the scope's shortest horizon.
+    ``n_params`` are known and the workloads are language models, else multiples of the scope's
+    shortest horizon (a linear regression's samples are no tokens; :mod:`analysis.units`).
 
     Returns:
         (frame with ``[*scope, horizon, multiple]``, unit) where unit is ``"Chinchilla"`` or
@@ -245,7 +253,8 @@ def horizon_multiples(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         .agg(tokens=("tokens", "median"), n_params=("n_params", "median"))
         .reset_index()
     )
-    if per["tokens"].notna().all() and (per["n_params"] > 0).all():
+    lm = count_unit(table["workload"].unique()) == "tokens" if "workload" in table.columns else True
+    if lm and per["tokens"].notna().all() and (per["n_params"] > 0).all():
         per["multiple"] = per["tokens"] / (20.0 * per["n_params"])
         return per[[*SCOPE, "horizon", "multiple"]], "Chinchilla"
     shortest = per.groupby(SCOPE, dropna=False)["horizon"].transform("min")

@@ -37,10 +37,10 @@ from analysis.figures import (
     data_law_figure,
     eval_curves_figure,
     loss_vs_horizon_figure,
-    loss_vs_lr_figure,
     lr_schedule_figure,
     regret_heatmap_figure,
 )
+from analysis.figures.lr_search import loss_vs_lr_any
 from analysis.horizons import SCOPE, _aggregate, labelled_final_losses
 from analysis.law_curves import CurveIndex
 from analysis.provenance import provenance, provenance_html
@@ -112,13 +112,17 @@ def prepare(results: SweepResults) -> _Inputs:
     fl = labelled_final_losses(results.final_losses)
     seeds = fl[[*SCOPE, "candidate", "kind", "horizon", "seed", "loss"]].reset_index(drop=True)
     lineages = validate_lineages(results.lineages)
+    plan = results.plan
+    trials = (results.search or {}).get("trials")
+    if trials is not None and len(trials) and "tokens" in trials.columns:
+        plan = {**(plan or {}), "search_tokens": float(pd.to_numeric(trials["tokens"]).sum())}
     return _Inputs(
         fl=fl,
         lineages=lineages,
         curves=CurveIndex(validate_curves(results.curves), lineages),
         table=_aggregate(fl),
         seeds=seeds,
-        plan=results.plan,
+        plan=plan,
         lr_sequences=results.lr_sequences,
     )
 
@@ -164,8 +168,10 @@ _FIGURES: tuple[_Spec, ...] = (
         "Loss against peak learning rate",
         "Final eval loss against peak LR per family member (its best weights variant, best over "
         "the other settings at each LR); every LR tried is a tick; the dropdown picks the "
-        "horizon; crosses mark diverged LRs; ±1 standard error where ≥ 2 seeds.",
-        lambda d: loss_vs_lr_figure(d.table),
+        "horizon; crosses mark diverged LRs; ±1 standard error where ≥ 2 seeds. In a sweep with "
+        "a search: one point per setting tried (filled circle = grid point, open diamond = "
+        "searched trial), a setting stopped by the search only at the horizons it reached.",
+        lambda d: loss_vs_lr_any(d.table),
     ),
     (
         "fig-data-law",

@@ -19,6 +19,7 @@ import pandas as pd
 from analysis.figures._common import horizon_text, si
 from analysis.horizons import SCOPE, envelope, horizon_multiples, regret
 from analysis.noise import paired_frame
+from analysis.units import pct3, short_numbers
 
 __all__ = ["COLUMNS", "results_rows", "results_table_html"]
 
@@ -107,7 +108,11 @@ def results_table_html(
                 text = (
                     "diverged"
                     if v == math.inf
-                    else ("missing" if v is None or math.isnan(v) else f"{v:.4f}")
+                    else (
+                        ("stopped" if (r.get("n_stopped") or 0) > 0 else "missing")
+                        if v is None or math.isnan(v)
+                        else f"{v:.4f}"
+                    )
                 )
                 cells.append(_cell(v, kind, text))
             elif key == "stderr":
@@ -119,7 +124,7 @@ def results_table_html(
                 text = (
                     "diverged"
                     if v == math.inf
-                    else ("n/a" if v is None or math.isnan(v) else f"{100 * v:+.2f}%")
+                    else ("n/a" if v is None or math.isnan(v) else pct3(v, sign=True))
                 )
                 cells.append(_cell(v, kind, text))
             elif key == "tokens":
@@ -132,6 +137,8 @@ def results_table_html(
                 cells.append(_cell(v, kind, f"{int(v):,}"))
             elif key == "peak_lr":
                 cells.append(_cell(v, kind, f"{v:.3g}"))
+            elif key == "weights":  # a searched ema@0.033867… reads ema@0.0339; data-v keeps it whole
+                cells.append(_cell(v, kind, short_numbers(str(v))))
             else:
                 cells.append(_cell(v, kind))
         body.append("<tr>" + "".join(cells) + "</tr>")

@@ -9,7 +9,10 @@ Per scope (prefixed ``[workload model_size]`` when there are several):
 2. the best horizon-aware setting, and which horizon-aware candidate makes the envelope where;
 3. the best anytime candidate of each family;
 4. the noise the sweep measured (or that it measured none);
-5. diverged and incomplete candidates;
+5. the tuning budget per family in a sweep with a search, with a warning when the families
+   compared differ by more than 2× (:mod:`analysis.budget`); diverged candidates, candidates a
+   search stopped early (compared at the horizons they reached, never called failed) and
+   incomplete ones;
 6. grid edges: optima at the edge of an axis, and which axis to widen (:mod:`analysis.grid`);
 7. the optimal-LR trend against the horizon, only from ≥ 3 interior optima.
 
@@ -29,10 +32,11 @@ from analysis.anytime import (
     anytime_optimal,
     robustness,
 )
+from analysis.budget import budget_sentences
 from analysis.grid import MIN_TREND_POINTS, EdgeWarning, edge_sentences, edge_warnings, lr_trend
 from analysis.horizons import SCOPE, envelope, horizon_multiples, scope_names, select_horizons
 from analysis.noise import NOISE_RULE
-from analysis.units import si
+from analysis.units import pct3, si
 
 __all__ = ["grid_warnings", "optima", "summary_sentences"]
 
@@ -45,6 +49,8 @@ def _pct(x: float) -> str:
     v = 100.0 * x
     if v == 0.0:
         return "0%"
+    if abs(v) >= 1000:  # never "6.1e+04%" nor five digits: 3 significant digits
+        return pct3(x)
     return f"{v:.0f}%" if abs(v) >= 10 else f"{v:.2g}%"
 
 
@@ -241,10 +247,19 @@ def summary_sentences(
                 f"{prefix}noise: up to {ans.max_seeds} seeds per setting; comparisons are paired by "
                 f"seed ({NOISE_RULE})."
             )
+        out += budget_sentences(table, scope, prefix)
         scope_rob = _in_scope(rob, scope)
+        stopped = _stopped(_in_scope(table, scope))
+        scope_rob = scope_rob.assign(
+            n_stopped_only=scope_rob["n_missing"].where(scope_rob["candidate"].isin(stopped), 0),
+            n_missing=scope_rob["n_missing"].where(~scope_rob["candidate"].isin(stopped), 0),
+        )
         for column, text in (
             ("n_diverged", "diverged: {n} candidate(s) at one or more horizons, counted as "
              "infinite regret: {names}."),
+            ("n_stopped_only", "stopped early by the search: {n} candidate(s), compared only at "
+             "the horizons they reached (not failed; a setting the search stopped cannot be "
+             "anytime-optimal over horizons it never trained to): {names}."),
             ("n_missing", "incomplete: {n} candidate(s) lack a result at some horizon (failed or "
              "not run) and cannot be anytime-optimal: {names}."),
         ):  # fmt: skip
@@ -267,7 +282,24 @@ def summary_sentences(
                     f"({si(planned)} vs {si(naive)}; naive = one run per setting and horizon)."
                 )
                 break
+        searched = plan.get("search_tokens")
+        if searched and plan.get("planned_tokens"):
+            total = plan["planned_tokens"] + searched
+            out.append(
+                f"compute of the search: its trials trained {si(searched)} tokens more, "
+                f"{si(total)} in all ({total / plan['planned_tokens']:.3g}× the grid's plan)."
+            )
     return out
+
+
+def _stopped(table: pd.DataFrame) -> set[str]:
+    """Candidates a search stopped before some horizon (and never failed or pending there)."""
+    if "n_stopped" not in table.columns:
+        return set()
+    missing = table.loc[table["n_seeds"].eq(0) | table["loss"].isna()]
+    by_cand = missing.groupby("candidate")
+    only_stopped = by_cand["n_stopped"].min().gt(0) & by_cand["n_failed"].max().eq(0)
+    return set(only_stopped[only_stopped].index)
 
 
 def _trend_sentences(trend: pd.DataFrame, rob: pd.DataFrame, prefix: str) -> list[str]:

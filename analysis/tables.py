@@ -19,6 +19,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from analysis.units import short_numbers, sig3
+
 __all__ = [
     "CANDIDATE_COLUMNS",
     "MEMBER_COLUMNS",
@@ -67,10 +69,12 @@ _DEFAULTS: dict[str, object] = {
     "sweep_id": "",
 }
 
-STATUSES = ("completed", "diverged", "failed", "pending")
-MISSING_STATUSES = ("failed", "pending")
-"""Rows without a result that are not the setting's fault: an infrastructure failure, or a
-run not trained yet (a sweep in progress). They count as missing, never as diverged."""
+STATUSES = ("completed", "diverged", "failed", "pending", "stopped")
+MISSING_STATUSES = ("failed", "pending", "stopped")
+"""Rows without a result that are not the setting's fault: an infrastructure failure, a run not
+trained yet (a sweep in progress), or a horizon a search stopped the setting before (successive
+halving). They count as missing, never as diverged; a stopped setting is compared only at the
+horizons it reached."""
 
 
 class ResultsFrameError(ValueError):
@@ -212,13 +216,13 @@ def validate_curves(curves: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _fmt_value(value: object) -> str:
+def _fmt_value(value: object, digits: int = 3) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        return sig3(value, digits)
     return str(value)
 
 
-def _params_text(blob: str) -> str:
+def _params_text(blob: str, digits: int = 3) -> str:
     import json
 
     try:
@@ -227,20 +231,20 @@ def _params_text(blob: str) -> str:
         return str(blob)
     if not isinstance(params, dict):
         return str(params)
-    return ", ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(params.items()))
+    return ", ".join(f"{k}={_fmt_value(v, digits)}" for k, v in sorted(params.items()))
 
 
-def _varying_text(row: pd.Series, columns: tuple[str, ...]) -> str:
+def _varying_text(row: pd.Series, columns: tuple[str, ...], digits: int = 3) -> str:
     return ", ".join(
-        _params_text(row[c]) if c.endswith("_params") else f"{c}={_fmt_value(row[c])}"
+        _params_text(row[c], digits) if c.endswith("_params") else f"{c}={_fmt_value(row[c], digits)}"
         for c in columns
     )
 
 
-def _lr_text(lrs: pd.Series) -> pd.Series:
+def _lr_text(lrs: pd.Series, start: int = 3) -> pd.Series:
     """Peak LRs with 3 significant digits, or as many as it takes to keep distinct LRs distinct."""
-    for digits in (3, 4, 6, 10, 17):
-        text = lrs.map(lambda v, d=digits: f"{v:.{d}g}")
+    for digits in (d for d in (3, 4, 6, 10, 17) if d >= start):
+        text = lrs.map(lambda v, d=digits: sig3(v, d))
         if text.nunique(dropna=False) == lrs.nunique(dropna=False):
             return text
     return text
@@ -269,8 +273,19 @@ def candidate_labels(candidates: pd.DataFrame) -> pd.Series:
 
     A label names the family, then only the setting values that *vary* among candidates of that
     family (so a sweep over one cosine shape does not repeat the shape), the peak LR, and the
-    weights: ``"wsd (cooldown_shape=1-sqrt) lr=0.001 with ema@0.05"``.
+    weights: ``"wsd (cooldown_shape=1-sqrt) lr=0.001 with ema@0.05"``. Every float is written
+    with 3 significant digits (a searched ``ema@0.028402848718690213`` reads ``ema@0.0284``;
+    :func:`analysis.units.sig3`), with more only where 3 would make two candidates' labels equal.
     """
+    n_distinct = len(candidates.astype(str).drop_duplicates())
+    for digits in (3, 4, 6, 10, 17):
+        labels = _candidate_labels(candidates, digits)
+        if labels.nunique() >= n_distinct:
+            break
+    return labels
+
+
+def _candidate_labels(candidates: pd.DataFrame, digits: int) -> pd.Series:
     labels = pd.Series("", index=candidates.index, dtype=object)
     for _family, rows in candidates.groupby("family", sort=True, dropna=False):
         parts: list[pd.Series] = [rows["family"].astype(str)]
@@ -280,10 +295,10 @@ def candidate_labels(candidates: pd.DataFrame) -> pd.Series:
             if c not in ("family", "peak_lr") and rows[c].astype(str).nunique(dropna=False) > 1
         ]
         if varying:
-            inner = rows.apply(_varying_text, axis=1, columns=tuple(varying))
+            inner = rows.apply(_varying_text, axis=1, columns=tuple(varying), digits=digits)
             parts.append(" (" + inner.astype(str) + ")")
-        parts.append(" lr=" + _lr_text(rows["peak_lr"]))
-        parts.append(" with " + rows["weights"].astype(str))
+        parts.append(" lr=" + _lr_text(rows["peak_lr"], digits))
+        parts.append(" with " + rows["weights"].astype(str).map(lambda w: short_numbers(w, digits)))
         text = parts[0]
         for p in parts[1:]:
             text = text + p

@@ -53,7 +53,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(plan_json(the_plan))
     else:
-        Console().print(render_plan(the_plan))
+        Console(width=None if args.wide else min(Console().width, 100)).print(render_plan(the_plan, wide=args.wide))
         if spec.search is not None:
             print(_search_plan_line(spec, store))
     return 0
@@ -73,6 +73,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.execution import run_sweep
     from orchestrator.run_summary import summary_lines
 
+    if args.report:  # refused before anything trains (--force here is about stored results)
+        from orchestrator.report_output import check_output
+
+        check_output(args.report)
+
     outcome = run_sweep(args.spec, store=args.store, address=args.address, force=args.force,
                         progress=not args.quiet)
     print("\n".join(summary_lines(outcome)))
@@ -81,29 +86,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if outcome.failed else 0
 
 
-def _report_one(store: str, sweep_id: str, out: str) -> None:
-    """Write one sweep's report; print its path, then its warnings (grid edges, trend, noise)."""
-    from orchestrator.reporting import report_sweep
+def _report_one(store: str, sweep_id: str, out: str, force: bool = False) -> None:
+    from orchestrator.report_output import report_one
 
-    path, warnings = report_sweep(store, sweep_id, out)
-    print(f"report: {path}")
-    for line in warnings:
-        print(f"warning: {sweep_id}: {line}")
+    report_one(store, sweep_id, out, force=force)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from orchestrator.reporting import report_warnings, write_comparison
+    from orchestrator.report_output import report_command
 
-    store = _store_of(args)
     sweeps = list(dict.fromkeys([*args.sweep, *(args.compare or [])]))
-    if len(sweeps) == 1:
-        _report_one(store, sweeps[0], args.output)
-        return 0
-    print(f"report: {write_comparison(store, sweeps, args.output)} ({len(sweeps)} sweeps side by side)")
-    for sweep in sweeps:
-        for line in report_warnings(store, sweep):
-            print(f"warning: {sweep}: {line}")
-    return 0
+    return report_command(_store_of(args), sweeps, args.output, force=args.force)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -116,14 +109,14 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from orchestrator.status import sweep_status
 
-    print(sweep_status(_store_of(args), args.sweep, as_json=args.json))
+    print(sweep_status(_store_of(args), args.sweep, as_json=args.json, wide=args.wide))
     return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from orchestrator.reporting import fit_table
 
-    print(fit_table(_store_of(args), args.sweep, as_json=args.json))
+    print(fit_table(_store_of(args), args.sweep, as_json=args.json, wide=args.wide))
     return 0
 
 
@@ -234,8 +227,27 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
+_SPEC_HELP = "the sweep file (.toml, .yaml or .yml)"
+_STORE_HELP = "results store (path or URI); default: ./lrsweep-results"
+_SWEEP_HELP = "the sweep's id (its `name`; see `lrsweep status`)"
+_WIDE_HELP = "every column, however wide (the default table fits 100 columns)"
+_DASHBOARD_HELP = "Ray dashboard address, e.g. http://127.0.0.1:8265"
+_JOB_HELP = "the job id `lrsweep submit` printed (see `lrsweep jobs`)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lrsweep")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lrsweep", description="Plan, run and analyse LR-schedule sweeps.")
+    p.add_argument("--version", action="version", version=f"lrsweep {_version()}",
+                   help="print lrsweep's version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
@@ -245,12 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("plan", cmd_plan, "Show the lineages a sweep file needs, what its store already holds and "
                                "what `run` would train (no training).")
-    sp.add_argument("spec")
+    sp.add_argument("spec", help=_SPEC_HELP)
     sp.add_argument("--json", action="store_true", help="print the plan as JSON")
+    sp.add_argument("--wide", action="store_true", help=_WIDE_HELP)
     sp.add_argument("--store", help="results store to plan against; default: the spec's `store`")
 
     sp = add("run", cmd_run, "Run (or resume) a sweep on Ray Tune: embedded local Ray unless --address.")
-    sp.add_argument("spec")
+    sp.add_argument("spec", help=_SPEC_HELP)
     sp.add_argument("--store", help="results store (path or URI); default: the spec's `store`")
     sp.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded local Ray)")
     sp.add_argument("--force", action="store_true", help="delete stored results the edited spec invalidates")
@@ -258,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no live progress display")
 
     sp = add("submit", cmd_submit, "Submit `lrsweep run SPEC` to a Ray cluster as a Ray Job.")
-    sp.add_argument("spec")
+    sp.add_argument("spec", help=_SPEC_HELP)
     sp.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
     sp.add_argument("--store", help="results store as seen from the cluster (default: the spec's `store`, "
                                     "relative to the spec file; else ./lrsweep-results)")
@@ -267,17 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wait", action="store_true", help="wait for the job to finish")
 
     sp = add("jobs", cmd_jobs, "List the sweeps submitted to a Ray cluster.")
-    sp.add_argument("--address", required=True)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--address", required=True, help=_DASHBOARD_HELP)
+    sp.add_argument("--json", action="store_true", help="print the jobs as JSON")
 
     sp = add("logs", cmd_logs, "Print a submitted job's logs.")
-    sp.add_argument("job_id")
-    sp.add_argument("--address", required=True)
+    sp.add_argument("job_id", help=_JOB_HELP)
+    sp.add_argument("--address", required=True, help=_DASHBOARD_HELP)
     sp.add_argument("-f", "--follow", action="store_true", help="stream the logs until the job ends")
 
     sp = add("stop", cmd_stop, "Stop a submitted job.")
-    sp.add_argument("job_id")
-    sp.add_argument("--address", required=True)
+    sp.add_argument("job_id", help=_JOB_HELP)
+    sp.add_argument("--address", required=True, help=_DASHBOARD_HELP)
 
     for sub_name in ("submit", "jobs", "logs", "stop"):  # the cluster's token, never this machine's own
         sub.choices[sub_name].add_argument(
@@ -286,48 +299,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, fn, help_ in (("status", cmd_status, "Summarise the sweeps in a store (or one sweep)."),):
         sp = add(name, fn, help_)
-        sp.add_argument("sweep", nargs="?")
-        sp.add_argument("--store")
-        sp.add_argument("--json", action="store_true")
+        sp.add_argument("sweep", nargs="?", help="one sweep's id (default: every sweep in the store)")
+        sp.add_argument("--store", help=_STORE_HELP)
+        sp.add_argument("--json", action="store_true", help="print the summaries as JSON (every column)")
+        sp.add_argument("--wide", action="store_true", help=_WIDE_HELP)
 
     sp = add("query", cmd_query, "Run one read-only SQL statement over the store: views `final_losses`, `curves`, `lineages`, `curve_rows`, `runs`, `settings`, `sweeps`.")
-    sp.add_argument("sql")
-    sp.add_argument("--store")
-    sp.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sp.add_argument("sql", help="one read-only SQL statement (DuckDB dialect), quoted")
+    sp.add_argument("--store", help=_STORE_HELP)
+    sp.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                    help="output format (default: table)")
 
     sp = add("fit", cmd_fit, "Fit scaling laws per schedule and print them.")
-    sp.add_argument("sweep")
-    sp.add_argument("--store")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("sweep", help=_SWEEP_HELP)
+    sp.add_argument("--store", help=_STORE_HELP)
+    sp.add_argument("--json", action="store_true", help="print the fits and warnings as JSON")
+    sp.add_argument("--wide", action="store_true", help=_WIDE_HELP)
 
     sp = add("report", cmd_report,
              "Write the self-contained HTML report of a sweep; of several sweeps side by side.")
     sp.add_argument("sweep", nargs="+", help="one sweep, or several to compare side by side")
     sp.add_argument("--compare", metavar="SWEEP", action="append",
                     help="another sweep to put side by side with the first (repeatable)")
-    sp.add_argument("-o", "--output", default="report.html")
-    sp.add_argument("--store")
+    sp.add_argument("-o", "--output", default="report.html",
+                    help="the HTML file to write (default: report.html); an existing file lrsweep "
+                         "did not write is refused unless --force")
+    sp.add_argument("--force", action="store_true",
+                    help="overwrite --output even if lrsweep did not write it")
+    sp.add_argument("--store", help=_STORE_HELP)
 
     sp = add("export", cmd_export, "Export one lineage branch's curve as step,lr,loss CSV.")
-    sp.add_argument("sweep")
-    sp.add_argument("lineage")
-    sp.add_argument("--branch", default=None)
-    sp.add_argument("--store")
-    sp.add_argument("-o", "--output")
+    sp.add_argument("sweep", help=_SWEEP_HELP)
+    sp.add_argument("lineage", help="lineage id (or a unique prefix; see `lrsweep query \"SELECT * FROM lineages\"`)")
+    sp.add_argument("--branch", default=None, help="branch, e.g. h=800 (default: the trunk)")
+    sp.add_argument("--store", help=_STORE_HELP)
+    sp.add_argument("-o", "--output", help="CSV file to write (default: standard output)")
 
     sp = add("compact", cmd_compact, "Merge a sweep's small curve fragments.")
-    sp.add_argument("sweep")
-    sp.add_argument("--store")
+    sp.add_argument("sweep", help=_SWEEP_HELP)
+    sp.add_argument("--store", help=_STORE_HELP)
 
     sp = add("trial", cmd_trial, "Run one lineage with no Ray (a lineage TOML, or a sweep file + --lineage).")
-    sp.add_argument("spec")
+    sp.add_argument("spec", help="a lineage TOML, or a sweep file with --lineage")
     sp.add_argument("--lineage", help="lineage id (or unique prefix) when SPEC is a sweep file")
     sp.add_argument("-o", "--output", default="curve.csv", help="curve output (.csv or .parquet)")
     sp.add_argument("--checkpoint-dir", help="keep rows and checkpoints here and resume from them")
     sp.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest on a busy machine)")
 
     sp = add("migrate", cmd_migrate, "Migrate a results store written by an older lrsweep to this schema version.")
-    sp.add_argument("--store")
+    sp.add_argument("--store", help=_STORE_HELP)
     return p
 
 

@@ -26,18 +26,37 @@ def _branches(lineage: LineageSpec) -> str:
     return f"trunk {lineage.trunk_end} + cooldowns " + ", ".join(str(b.steps) for b in lineage.branches)
 
 
-def render_plan(plan: Plan) -> Table:
+def _horizons(lineage: LineageSpec) -> str:
+    hs = list(lineage.horizons)
+    return ",".join(str(h) for h in hs) if len(hs) <= 4 else f"{hs[0]}…{hs[-1]} ({len(hs)})"
+
+
+def render_plan(plan: Plan, *, wide: bool = False) -> Table:
     """One row per lineage; the caption compares the planned compute with training every
-    setting x horizon from scratch, and (against a store) says what is stored and what runs."""
+    setting x horizon from scratch, and (against a store) says what is stored and what runs.
+    The default table fits 100 columns (lineage id prefix, family, optimizer, LR, seed,
+    horizons, tokens to run); ``wide`` adds the rule, size, branches, planned and stored tokens
+    with full ids (``lrsweep plan --json`` has everything)."""
+    from analysis.units import sig3
+
     spec = plan.spec
     table = Table(title=f"sweep {spec.name}: {len(plan.lineages)} lineages "
                         f"(horizons in steps; given as {spec.horizons.unit})", title_justify="left")
-    for header, justify in (("lineage", "left"), ("settings", "left"), ("rule", "left"), ("optimizer", "left"),
-                            ("size", "left"), ("lr", "right"), ("seed", "right"), ("horizons", "left"),
-                            ("branches", "left"), ("tokens", "right"), ("stored", "right"), ("to run", "right")):
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    if wide:
+        heads = (("lineage", "left"), ("settings", "left"), ("rule", "left"), ("optimizer", "left"),
+                 ("size", "left"), ("lr", "right"), ("seed", "right"), ("horizons", "left"),
+                 ("branches", "left"), ("tokens", "right"), ("stored", "right"), ("to run", "right"))
+    else:
+        heads = (("lineage", "left"), ("family", "left"), ("optimizer", "left"), ("lr", "right"),
+                 ("seed", "right"), ("horizons", "left"), ("to run", "right"))
+    for header, justify in heads:
+        table.add_column(header, justify=justify, no_wrap=header == "lineage")  # type: ignore[arg-type]
     for lineage, c in zip(plan.lineages, plan.compute, strict=True):
         run = format_count(c.tokens(c.run_steps)) + (f" ({c.replay_steps} replayed)" if c.replay_steps else "")
+        if not wide:
+            table.add_row(lineage.lineage_id[:8], c.family, lineage.optimizer, sig3(lineage.peak_lr),
+                          str(lineage.seed), _horizons(lineage), run)
+            continue
         table.add_row(
             lineage.lineage_id, c.family, lineage.rule, lineage.optimizer, c.size, f"{lineage.peak_lr:g}",
             str(lineage.seed), ",".join(str(h) for h in lineage.horizons), _branches(lineage),

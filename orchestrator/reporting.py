@@ -19,6 +19,8 @@ __all__ = [
     "load_sweep_frames",
     "load_sweep_results",
     "report_sweep",
+    "answer_and_warnings",
+    "report_answer",
     "report_warnings",
     "write_comparison",
     "write_sweep_report",
@@ -98,19 +100,43 @@ def load_sweep_frames(store: str, sweep_id: str) -> dict[str, Any]:
         raise StoreError(f"sweep must be one of {known} in store {store}, got {sweep_id!r}")
     sweep = sweep_rows.iloc[-1].to_dict()
     plan = json.loads(sweep["plan_json"]) if sweep.get("plan_json") else None
+    # horizons a search stopped a setting before keep their row (status "stopped", no loss): the
+    # analysis compares that setting only at the horizons it reached and says it was stopped
     fl = final_losses(store, sweep_id)
-    # horizons a search stopped a setting before have no loss: not an answer (the run's status says why)
-    fl = fl[fl["status"] != "stopped"].reset_index(drop=True)
     from orchestrator.search.frames import search_frames
 
+    search = search_frames(store, sweep_id)
+    if search is not None:
+        fl = _mark_origin(fl, sweep)
     return {
         "lineages": load_lineages(store, sweep_id),
         "curves": load_curves(store, sweep_id),
         "final_losses": fl,
         "plan": plan,
         "sweep": sweep,
-        "search": search_frames(store, sweep_id),  # None without [search]; for analysis.figures.search
+        "search": search,  # None without [search]; for analysis.figures.search
     }
+
+
+def _mark_origin(fl: pd.DataFrame, sweep: Mapping[str, Any]) -> pd.DataFrame:
+    """``fl`` with ``origin``: ``"grid"`` for a setting of the sweep file's grid, ``"search"``
+    for one a search trial asked (analysis.budget counts each family's tuning budget from it)."""
+    import tomllib
+    import yaml
+
+    from orchestrator.planner import expand_settings
+    from orchestrator.spec import SpecError, parse_spec
+
+    text = str(sweep.get("spec_text") or "")
+    try:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            data = yaml.safe_load(text)
+        grid = {s.trial.setting_id for s in expand_settings(parse_spec(data))}
+    except (SpecError, yaml.YAMLError, TypeError, ValueError):  # another version's spec: no budgets
+        return fl
+    return fl.assign(origin=fl["setting_id"].astype(str).isin(grid).map({True: "grid", False: "search"}))
 
 
 def load_sweep_results(store: str, sweep_id: str) -> Any:
@@ -135,11 +161,12 @@ def write_sweep_report(store: str, sweep_id: str, out: str | Path) -> Path:
     return Path(out)
 
 
-def report_sweep(store: str, sweep_id: str, out: str | Path) -> tuple[Path, list[str]]:
-    """Write one sweep's HTML report; also return :func:`report_warnings`' sentences, from the
-    frames the report was drawn from (the store is read once)."""
+def report_sweep(store: str, sweep_id: str, out: str | Path) -> tuple[Path, list[str], list[str]]:
+    """Write one sweep's HTML report; also return its answer and its warnings
+    (:func:`answer_and_warnings`), from the frames the report was drawn from (the store is read
+    once)."""
     r = _write_sweep_report(store, sweep_id, out)
-    return Path(out), _warnings(r.final_losses)
+    return (Path(out), *answer_and_warnings(r.final_losses))
 
 
 def _write_sweep_report(store: str, sweep_id: str, out: str | Path) -> Any:  # analysis.report.SweepResults (imported lazily)
@@ -162,28 +189,37 @@ def write_comparison(store: str, sweep_ids: Sequence[str], out: str | Path) -> P
 
 
 def report_warnings(store: str, sweep_id: str) -> list[str]:
-    """The sentences the CLI prints after a report or a fit: grid edges, the trend, the noise."""
-    return _warnings(load_sweep_frames(store, sweep_id)["final_losses"])
+    """The sentences the CLI prints as warnings after a report or a fit: grid edges, one seed,
+    unequal tuning budgets."""
+    return answer_and_warnings(load_sweep_frames(store, sweep_id)["final_losses"])[1]
 
 
-def _warnings(fl: pd.DataFrame) -> list[str]:
+def report_answer(store: str, sweep_id: str) -> tuple[list[str], list[str]]:
+    """:func:`answer_and_warnings` of one stored sweep."""
+    return answer_and_warnings(load_sweep_frames(store, sweep_id)["final_losses"])
+
+
+_ANSWER = ("anytime-optimal", "best anytime candidate", "best horizon-aware", "tuning budget",
+           "optimal peak LR", "stopped early by the search")
+_WARN = ("grid edge", "noise: one seed", "unequal tuning")
+
+
+def answer_and_warnings(fl: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The report's answer in a few sentences (the headline, the best horizon-aware setting,
+    tuning budgets, the LR trend) and the warnings a reader must not miss (grid edges, one seed,
+    unequal tuning budgets); both from :func:`analysis.summary.summary_sentences`."""
     from analysis.horizons import loss_table, seed_losses
     from analysis.summary import summary_sentences
 
     if fl.empty:
-        return []
-    keep = (
-        "grid edge",
-        "optimal peak LR",
-        "noise: one seed",
-        "best anytime candidate by mean",
-        "not a winner",
-    )
+        return [], []
     sentences = summary_sentences(loss_table(fl), seed_losses(fl))
-    return [s for s in sentences if any(k in s for k in keep)]
+    warn = [s for s in sentences if any(k in s for k in _WARN)]
+    answer = [s for s in sentences if s not in warn and any(k in s for k in _ANSWER)]
+    return answer, warn
 
 
-def fit_table(store: str, sweep_id: str, *, as_json: bool = False) -> str:
+def fit_table(store: str, sweep_id: str, *, as_json: bool = False, wide: bool = False) -> str:
     """Data-law fits L(D) = E + B/D^beta per (family, weights, model size), as text or JSON.
 
     Each group is fitted on its best loss at each horizon (the envelope over its other
@@ -225,21 +261,16 @@ def fit_table(store: str, sweep_id: str, *, as_json: bool = False) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    out = Table(title=f"data laws L(D) = E + B / D^beta  ({sweep_id})")
-    for col in (
-        "family",
-        "weights",
-        "model_size",
-        "points",
-        "E",
-        "B",
-        "beta",
-        "objective",
-        "notes",
-    ):
-        out.add_column(col)
+    from analysis.units import short_numbers
+
+    out = Table(title=f"data laws L(D) = E + B / D^beta  ({sweep_id})", title_justify="left")
+    for col in ("family", "weights", "model_size", "points", "E", "B", "beta", "objective", "notes"):
+        out.add_column(
+            "size" if col == "model_size" and not wide else "n" if col == "points" and not wide else col,
+            overflow="fold", no_wrap=col != "notes",
+        )
     for r in results:
-        head = (str(r["family"]), str(r["weights"]), str(r["model_size"]), str(r["points"]))
+        head = (str(r["family"]), short_numbers(str(r["weights"])), str(r["model_size"]), str(r["points"]))
         if "refused" in r:
             out.add_row(*head, "refused", "", "", "", r["refused"].split(": ", 1)[-1])
         elif "error" in r:
@@ -248,7 +279,7 @@ def fit_table(store: str, sweep_id: str, *, as_json: bool = False) -> str:
             out.add_row(*head, f"{r['E']:.4f}", f"{r['B']:.4g}", f"{r['beta']:.4f}",
                         f"{r['objective']:.3g}", "; ".join(r["flags"]) or "ok")  # fmt: skip
     buf = StringIO()
-    console = Console(file=buf, width=160)
+    console = Console(file=buf, width=240 if wide else 100)  # the notes column wraps to fit
     console.print(out)
     for w in warnings:
         console.print(f"warning: {w}", markup=False, highlight=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis.units import sig3
 from orchestrator.progress import _count, format_duration
 
 __all__ = ["summary_lines"]
@@ -27,7 +28,7 @@ def _seconds(s: float) -> str:
 
 
 def _params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    return ", ".join(f"{k}={sig3(v)}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def _trials(counts: dict[str, int]) -> str:

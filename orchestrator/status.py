@@ -80,21 +80,37 @@ def _cell(col: str, value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def sweep_status(store: str, sweep_id: str | None = None, *, as_json: bool = False) -> str:
+def sweep_status(store: str, sweep_id: str | None = None, *, as_json: bool = False, wide: bool = False) -> str:
+    """The summaries as a table that fits 100 columns (``wide``: every column at full length, no
+    width limit), or as JSON."""
     rows = sweep_summaries(store, sweep_id)
     if as_json:
         return json.dumps(rows, indent=2, default=str)
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"lrsweep store {store}")
-    cols = ("sweep_id", "planned", "completed", "diverged", "stopped", "failed", "pending", "tokens_trained",
-            "tokens_per_s", "step_time_s", "mfu", "updated_at")
-    heads = {"tokens_per_s": "tokens/s per lineage", "step_time_s": "step time", "mfu": "MFU"}
-    for col in cols:
-        table.add_column(heads.get(col, col))
-    for r in rows:
-        table.add_row(*(_cell(c, r[c]) for c in cols))
+    from analysis.units import si
+
+    table = Table(title=f"lrsweep store {store}", title_justify="left")
+    if wide:
+        cols = ("sweep_id", "planned", "completed", "diverged", "stopped", "failed", "pending", "tokens_trained",
+                "tokens_per_s", "step_time_s", "mfu", "updated_at")
+        heads = {"tokens_per_s": "tokens/s per lineage", "step_time_s": "step time", "mfu": "MFU"}
+        for col in cols:
+            table.add_column(heads.get(col, col))
+        for r in rows:
+            table.add_row(*(_cell(c, r[c]) for c in cols))
+    else:
+        heads = ("sweep", "planned", "done", "div.", "stopped", "failed", "pending", "tokens", "tok/s", "MFU",
+                 "updated (UTC)")
+        for h in heads:
+            table.add_column(h, justify="left" if h in ("sweep", "updated (UTC)") else "right")
+        for r in rows:
+            rate = r.get("tokens_per_s")
+            table.add_row(str(r["sweep_id"]), *(str(r[c]) for c in ("planned", "completed", "diverged", "stopped",
+                                                                    "failed", "pending")),
+                          si(r["tokens_trained"]), "-" if rate is None else si(rate), _cell("mfu", r.get("mfu")),
+                          str(r["updated_at"])[:16])
     buf = StringIO()
-    Console(file=buf, width=200).print(table)
+    Console(file=buf, width=240 if wide else 100).print(table)
     return buf.getvalue()

@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 from analysis.anytime import best_per_family
 from analysis.horizons import horizon_multiples
 from analysis.tables import SCOPE_COLUMNS, SETTING_COLUMNS
-from analysis.units import si
+from analysis.units import count_unit, si
 
 __all__ = [
     "FAMILY_COLORS",
@@ -139,9 +139,10 @@ def horizon_text(table: pd.DataFrame, reference: pd.DataFrame | None = None) -> 
     m = table[key].merge(mults, on=key, how="left")["multiple"].to_numpy(float)
     short = "Chinchilla" if unit == "Chinchilla" else "shortest"
     tokens = table["tokens"].to_numpy(float)
+    word = count_unit((table if reference is None else reference)["workload"].unique())
     return pd.Series(
         [
-            f"{int(h):,} steps · {si(t)} tokens · {x:.3g}× {short}"
+            f"{int(h):,} steps · {si(t)} {word} · {x:.3g}× {short}"
             if np.isfinite(t)
             else f"{int(h):,} steps · {x:.3g}× {short}"
             for h, t, x in zip(table["horizon"], tokens, m, strict=True)
@@ -215,7 +216,7 @@ def add_selector(
 def horizon_axis(table: pd.DataFrame) -> tuple[str, str]:
     """Which column to plot horizons on: ``tokens`` when known everywhere, else ``horizon``."""
     if table["tokens"].notna().all() and (table["tokens"] > 0).all():
-        return "tokens", "training tokens"
+        return "tokens", f"training {count_unit(table['workload'].unique())}"
     return "horizon", "training steps"
 
 
@@ -233,11 +234,12 @@ def multiples_text(table: pd.DataFrame) -> dict[tuple, str]:
     mults, unit = horizon_multiples(table)
     short = "Chinchilla" if unit == "Chinchilla" else "shortest"
     tokens = table.groupby([*SCOPE, "horizon"], dropna=False)["tokens"].median()
+    word = count_unit(table["workload"].unique())
     out = {}
     for _, r in mults.iterrows():
         key = (*tuple(r[c] for c in SCOPE), int(r["horizon"]))
         tok = tokens.get(key, np.nan)
-        extra = f", {si(tok)} tokens" if np.isfinite(tok) else ""
+        extra = f", {si(tok)} {word}" if np.isfinite(tok) else ""
         out[key] = f"{r['multiple']:.3g}× {short} ({int(r['horizon']):,} steps{extra})"
     return out
 

@@ -53,13 +53,16 @@ def _amount(value: float, name: str) -> str:
 
 
 def compute_figure(plan: dict | None, lineages: pd.DataFrame | None = None) -> go.Figure:
-    """Bars of spent and naive compute, as % of naive, with the absolute values as labels."""
+    """Bars of spent and naive compute, as % of naive, with the absolute values as labels; with
+    ``plan["search_tokens"]`` (a sweep with a search) a third bar adds the tokens the search's
+    trials trained to the plan's."""
     totals = compute_totals(plan, lineages)
     if not totals:
         raise FigureUnavailable("no plan and no token accounting in the lineages frame")
     names = list(totals)
     spent = [totals[n][0] for n in names]
     naive = [totals[n][1] for n in names]
+    searched = float((plan or {}).get("search_tokens") or 0.0)
     fig = go.Figure(
         [
             go.Bar(
@@ -83,11 +86,26 @@ def compute_figure(plan: dict | None, lineages: pd.DataFrame | None = None) -> g
             ),
         ]
     )
+    top = 120.0
+    if searched > 0 and "tokens" in totals:
+        grid, nv = totals["tokens"]
+        share = 100.0 * (grid + searched) / nv
+        fig.add_trace(
+            go.Bar(
+                x=["tokens"],
+                y=[share],
+                name="plan + the search's trials",
+                marker_color="#ff7f0e",
+                text=[f"{_amount(grid + searched, 'tokens')} ({share:.0f}%; search {si(searched)})"],
+                textposition="outside",
+            )
+        )
+        top = max(top, 1.2 * share)
     fig.update_layout(
         barmode="group",
-        yaxis_title="% of naive compute",
+        yaxis_title="% of the naive grid",
         template="plotly_white",
-        yaxis_range=[0, 120],
+        yaxis_range=[0, top],
     )
     note = throughput_sentence(lineages)
     if note:  # the panel's caption gains it (analysis/report.py reads layout.meta["note"])

@@ -23,6 +23,7 @@ from analysis.figures._common import (
 )
 from analysis.grid import lr_sensitivity
 from analysis.horizons import envelope, regret
+from analysis.units import short_numbers, sig3
 
 __all__ = ["loss_vs_horizon_figure", "loss_vs_lr_figure", "regret_heatmap_figure"]
 
@@ -100,6 +101,28 @@ def loss_vs_horizon_figure(table: pd.DataFrame) -> go.Figure:
     return add_selector(fig, groups, label="scope")
 
 
+ROW_PX = 28
+"""Height of one heatmap row in pixels: the figure grows with its rows."""
+MAX_LABEL = 64
+"""Longer row labels are cut (with "…") on the axis; the hover shows them whole."""
+
+
+def _row_labels(labels: list[str]) -> list[str]:
+    """Row labels cut to :data:`MAX_LABEL` characters in the candidate's part, keeping the
+    ``[kind]`` suffix; cut labels stay distinct."""
+    out: list[str] = []
+    for text in labels:
+        head, sep, kind = text.rpartition(" [")
+        if not sep:
+            head, kind = text, ""
+        room = MAX_LABEL - (len(kind) + 2 if sep else 0)
+        short = text if len(text) <= MAX_LABEL else head[: room - 1] + "…" + (sep + kind if sep else "")
+        while short in out:  # two labels cut to the same text: keep them apart
+            short += "\u200b"
+        out.append(short)
+    return out
+
+
 def regret_heatmap_figure(table: pd.DataFrame, max_rows: int = MAX_HEATMAP_ROWS) -> go.Figure:
     """Relative regret (%) against the envelope of candidates (rows, best worst-case first) at
     each horizon (columns); blue = better than the envelope, red = worse.
@@ -128,7 +151,7 @@ def regret_heatmap_figure(table: pd.DataFrame, max_rows: int = MAX_HEATMAP_ROWS)
             np.isposinf(z),
             "div",
             np.where(
-                np.isnan(z), "—", np.vectorize(lambda v: f"{v:.2g}")(np.nan_to_num(z, posinf=0))
+                np.isnan(z), "—", np.vectorize(lambda v: sig3(v) + "%")(np.nan_to_num(z, posinf=0))
             ),
         )
         finite = np.abs(z[np.isfinite(z)])
@@ -138,7 +161,10 @@ def regret_heatmap_figure(table: pd.DataFrame, max_rows: int = MAX_HEATMAP_ROWS)
             go.Heatmap(
                 z=np.where(np.isfinite(z), z, np.nan),
                 x=cols,
-                y=[f"{c} [{k}]" for c, k in zip(wide.index, kind, strict=True)],
+                y=_row_labels([f"{c} [{k}]" for c, k in zip(wide.index, kind, strict=True)]),
+                customdata=np.array(
+                    [[f"{c} [{k}]"] * len(cols) for c, k in zip(wide.index, kind, strict=True)]
+                ),
                 text=text,
                 texttemplate="%{text}",
                 zmin=-zmax,
@@ -149,15 +175,17 @@ def regret_heatmap_figure(table: pd.DataFrame, max_rows: int = MAX_HEATMAP_ROWS)
                 colorbar={"title": {"text": "regret %"}},
                 xgap=1,
                 ygap=1,
-                hovertemplate="%{y}<br>%{x}<br>regret %{text}%<extra></extra>",
+                hovertemplate="%{customdata}<br>%{x}<br>regret %{text}<extra></extra>",
             )
         )
         groups.append(scope_label(scope))
     n_rows = max(len(t.y) for t in fig.data)
     fig.update_layout(
         template="plotly_white",
-        height=max(360, 26 * n_rows + 160),
-        yaxis={"autorange": "reversed", "automargin": True},
+        height=max(360, ROW_PX * n_rows + 180),
+        # every row labelled: a category axis with auto ticks drops labels when rows are dense
+        yaxis={"autorange": "reversed", "automargin": True, "tickmode": "linear", "tick0": 0,
+               "dtick": 1},
         xaxis_title="horizon",
     )
     return add_selector(fig, groups, label="scope")
@@ -191,7 +219,7 @@ def loss_vs_lr_figure(table: pd.DataFrame) -> go.Figure:
                     x=fr["peak_lr"],
                     y=_finite(fr["loss"]),
                     mode="lines+markers",
-                    name=f"{member} ({w})",
+                    name=f"{member} ({short_numbers(w)})",
                     legendgroup=member,
                     line={"color": color, "dash": weights_dash(w)},
                     marker={"symbol": weights_marker(w), "size": 8},

@@ -30,6 +30,7 @@ from analysis.figures._common import (
 )
 from analysis.fit_checks import FitRefused
 from analysis.scaling import fit_chinchilla, fit_data_law
+from analysis.units import short_numbers
 
 __all__ = ["EXTRAPOLATE", "MAX_LAW_FITS", "chinchilla_figure", "data_law_figure"]
 
@@ -114,7 +115,7 @@ def data_law_figure(
         try:
             fit = fit_data_law(D, L, bootstrap=n_bootstrap, seed=seed, ci_level=level)
         except ValueError as err:
-            notes.append(_fit_note(f"{family}/{weights}", err))
+            notes.append(_fit_note(f"{family}/{short_numbers(weights)}", err))
             continue
         color = family_color(family)
         group = (f"{scope_label(scope)} · " if many_scopes else "") + family
@@ -126,17 +127,17 @@ def data_law_figure(
         if extrapolate:
             _band_traces(
                 fig, grid, fit.band(grid, level), color,
-                f"{weights}: {level:.0%} bootstrap band ({fit.n_bootstrap} refits)", weights,
+                f"{short_numbers(weights)}: {level:.0%} bootstrap band ({fit.n_bootstrap} refits)", weights,
             )  # fmt: skip
         elif fit.flags:
-            notes.append(f"{family}/{weights}: flagged, not extrapolated — {fit.flags[0]}")
+            notes.append(f"{family}/{short_numbers(weights)}: flagged, not extrapolated — {fit.flags[0]}")
         else:
-            notes.append(f"{family}/{weights}: no bootstrap band, not extrapolated")
+            notes.append(f"{family}/{short_numbers(weights)}: no bootstrap band, not extrapolated")
         flag = " [flagged: parameter on a bound]" if fit.flags else ""
         fig.add_trace(
             go.Scatter(
                 x=grid[inside], y=fit.predict(grid[inside]), mode="lines",
-                name=f"{weights}: L = {fit.E:.3g} + {fit.B:.3g}·D^−{fit.beta:.3g}{flag}",
+                name=f"{short_numbers(weights)}: L = {fit.E:.3g} + {fit.B:.3g}·D^−{fit.beta:.3g}{flag}",
                 legendgroup=weights, line={"color": color, "dash": weights_dash(weights)},
             )
         )  # fmt: skip
@@ -144,13 +145,13 @@ def data_law_figure(
             fig.add_trace(
                 go.Scatter(
                     x=grid[~inside], y=fit.predict(grid[~inside]), mode="lines",
-                    name=f"{weights}: extrapolated to {EXTRAPOLATE:g}×", legendgroup=weights,
+                    name=f"{short_numbers(weights)}: extrapolated to {EXTRAPOLATE:g}×", legendgroup=weights,
                     line={"color": color, "dash": "dot", "width": 1.5},
                 )
             )  # fmt: skip
         fig.add_trace(
             go.Scatter(
-                x=D, y=L, mode="markers", name=f"{weights}: measured (best per horizon)",
+                x=D, y=L, mode="markers", name=f"{short_numbers(weights)}: measured (best per horizon)",
                 legendgroup=weights,
                 marker={"color": color, "size": 9, "symbol": weights_marker(weights)},
                 customdata=np.column_stack([horizon_text(pts, table), pts["candidate"]]),

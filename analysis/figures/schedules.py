@@ -27,6 +27,7 @@ from analysis.figures._common import (
     weights_marker,
 )
 from analysis.law_curves import CurveIndex, as_index
+from analysis.units import short_numbers
 
 __all__ = ["best_curves", "eval_curves_figure", "lr_schedule_figure"]
 
@@ -139,7 +140,7 @@ def eval_curves_figure(
                 go.Scatter(
                     x=wrows["step"], y=wrows["loss"], mode="lines+markers",
                     marker={"size": 6, "symbol": weights_marker(w)},
-                    name=f"{w} · T={c['horizon']:,}", legendgroup=w,
+                    name=f"{short_numbers(w)} · T={c['horizon']:,}", legendgroup=w,
                     line={"color": family_color(c["family"]), "dash": weights_dash(w), "width": 1.5},
                     customdata=step_text(wrows["step"].to_numpy(), c["tokens_per_step"], c["n_params"]),
                     hovertemplate=f"{c['candidate']}<br>{w}<br>%{{customdata}}<br>eval loss %{{y:.4f}}<extra></extra>",

@@ -18,13 +18,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.figures._common import FigureUnavailable
+from analysis.units import sig3
 
 __all__ = ["SEARCH_FIGURES", "importance_figure", "pareto_figure", "search_history_figure", "search_panels"]
 
 Frames = Mapping[str, pd.DataFrame]
 _STATE_STYLE = {  # marker per trial state
     "complete": {"symbol": "circle", "color": "#1f77b4"},
-    "pruned": {"symbol": "circle-open", "color": "#7f7f7f"},
+    "pruned": {"symbol": "triangle-up-open", "color": "#7f7f7f"},
     "fail": {"symbol": "x", "color": "#d62728"},
     "running": {"symbol": "diamond-open", "color": "#ff7f0e"},
 }
@@ -48,10 +49,20 @@ def _finite(values: pd.Series) -> pd.Series:
     return values.where(np.isfinite(pd.to_numeric(values, errors="coerce")))
 
 
+def _pruned_y(trials: pd.DataFrame) -> pd.Series:
+    """Where a stopped trial is drawn: at its rung value, or on the best-so-far line where the
+    rung value (judged on fewer horizons) lies below it — it never beat the search's best."""
+    value = pd.to_numeric(trials["objective"], errors="coerce")
+    best = pd.to_numeric(trials["best_so_far"], errors="coerce").where(np.isfinite(trials["best_so_far"]))
+    return value.where(~(value < best), best)
+
+
 def search_history_figure(frames: Frames) -> go.Figure:
-    """Left: every trial's objective by trial number (pruned trials at the rung value they were
-    stopped with), the best so far, the grid's best. Right: the best so far against the tokens
-    the search has trained, the grid's best as a line."""
+    """Left: every complete trial's objective by trial number; each stopped trial as its own
+    marker (an open triangle labelled with its rung, ``r0``, ``r1`` …) at its rung value, raised
+    to the best-so-far line where that partial value lies below it; the best so far; the grid's
+    best. Right: the best so far against the tokens the search has trained, the grid's best as a
+    line. The report's template throughout; labels on the log axis are placed in log units."""
     trials = frames.get("trials")
     meta = _meta(frames)
     if trials is None or trials.empty:
@@ -63,27 +74,40 @@ def search_history_figure(frames: Frames) -> go.Figure:
         part = trials[trials["state"] == state]
         if part.empty:
             continue
-        label = "stopped (rung value)" if state == "pruned" else state
-        fig.add_trace(go.Scatter(x=part["number"], y=_finite(part["objective"]), mode="markers", name=label,
-                                 marker={"symbol": style["symbol"], "color": style["color"], "size": 8},
-                                 customdata=np.stack([part["rung"], part["tokens"]], axis=-1),
-                                 hovertemplate="trial %{x}<br>objective %{y:.5g}<br>rung %{customdata[0]}"
-                                               "<br>tokens %{customdata[1]}<extra></extra>"), row=1, col=1)
+        pruned = state == "pruned"
+        y = _pruned_y(part) if pruned else _finite(part["objective"])
+        rung = pd.to_numeric(part["rung"], errors="coerce").fillna(-1).astype(int)
+        fig.add_trace(go.Scatter(
+            x=part["number"], y=y, mode="markers+text" if pruned else "markers",
+            name="stopped (at its rung)" if pruned else state,
+            text=[f"r{r}" for r in rung] if pruned else None, textposition="top center",
+            textfont={"size": 9, "color": style["color"]},
+            marker={"symbol": style["symbol"], "color": style["color"], "size": 9,
+                    "line": {"width": 1.5, "color": style["color"]}},
+            customdata=np.stack([rung, part["tokens"], _finite(part["objective"])], axis=-1),
+            hovertemplate="trial %{x}<br>objective %{customdata[2]:.3g}<br>rung %{customdata[0]}"
+                          "<br>tokens %{customdata[1]:,}<extra></extra>"), row=1, col=1)  # fmt: skip
     best = _finite(trials["best_so_far"])
     fig.add_trace(go.Scatter(x=trials["number"], y=best, mode="lines", line={"shape": "hv", "color": "#2ca02c"},
                              name="best so far"), row=1, col=1)
     fig.add_trace(go.Scatter(x=trials["cum_tokens"], y=best, mode="lines+markers", showlegend=False,
-                             line={"shape": "hv", "color": "#2ca02c"}), row=1, col=2)
+                             line={"shape": "hv", "color": "#2ca02c"}, name="best so far"), row=1, col=2)
     grid = _grid_best(frames)
+    log_y = bool((pd.to_numeric(trials["objective"], errors="coerce").dropna() > 0).all()) and (grid is None or grid > 0)
     if grid is not None:
         for col in (1, 2):
-            fig.add_hline(y=grid, line={"dash": "dash", "color": "#9467bd"}, row=1, col=col,
-                          annotation_text="grid's best" if col == 1 else None)
+            fig.add_hline(y=grid, line={"dash": "dash", "color": "#9467bd"}, row=1, col=col)
+        # an annotation on a log axis is placed in log10 units (plotly): y=grid would land at 10^grid
+        fig.add_annotation(x=1, xref="x domain", y=math.log10(grid) if log_y else grid, yref="y",
+                           text=f"grid's best {grid:.3g}", showarrow=False, xanchor="right", yanchor="bottom",
+                           font={"color": "#9467bd"})
     fig.update_xaxes(title_text="trial", row=1, col=1)
-    fig.update_xaxes(title_text="tokens trained by the search", row=1, col=2)
-    fig.update_yaxes(title_text=f"objective ({meta.get('objective', '?')})", type="log", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(height=420, margin={"t": 40})
+    fig.update_xaxes(title_text="tokens trained by the search", tickformat="~s", row=1, col=2)
+    axis_type = "log" if log_y else "linear"
+    fig.update_yaxes(title_text=f"objective ({meta.get('objective', '?')})", type=axis_type, row=1, col=1)
+    fig.update_yaxes(type=axis_type, row=1, col=2)
+    fig.update_layout(height=440, margin={"t": 50}, template="plotly_white",
+                      legend={"orientation": "h", "y": -0.2})
     return fig
 
 
@@ -97,7 +121,8 @@ def importance_figure(frames: Frames) -> go.Figure:
         part = part.sort_values("importance")
         fig.add_trace(go.Bar(x=part["importance"], y=part["param"], orientation="h", name=str(target)))
     fig.update_layout(barmode="group", xaxis_title="importance (PED-ANOVA, sums to 1 per objective)",
-                      height=120 + 40 * imp["param"].nunique(), margin={"t": 20})
+                      height=160 + 40 * imp["param"].nunique(), margin={"t": 20}, template="plotly_white",
+                      yaxis={"automargin": True})
     return fig
 
 
@@ -123,20 +148,22 @@ def pareto_figure(frames: Frames) -> go.Figure:
                                      line={"color": "#bbbbbb", "width": 1}, name="grid", legendgroup="grid",
                                      showlegend=i == 0, hovertext=row["label"]))
     for _, row in trials[trials["on_front"]].iterrows():
-        params = ", ".join(f"{k.removeprefix('param:')}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        params = ", ".join(f"{k.removeprefix('param:')}={sig3(v)}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in row.items() if k.startswith("param:") and pd.notna(v))
         fig.add_trace(go.Scatter(x=horizons, y=[row[c] for c in cols], mode="lines+markers",
                                  name=f"trial {row['number']}", hovertext=params))
     unit = meta.get("unit", "steps")
     fig.update_layout(xaxis={"title": f"horizon ({unit})", "type": "log"}, yaxis={"title": "loss", "type": "log"},
-                      height=420, margin={"t": 20})
+                      height=420, margin={"t": 20}, template="plotly_white")
     return fig
 
 
 SEARCH_FIGURES: tuple[tuple[str, str, str, Callable[[Frames], go.Figure]], ...] = (
     ("search-history", "Search history",
-     "Each searched trial's objective (stopped trials at the rung value they were judged by), the best "
-     "so far by trial and by tokens trained, and the grid's best setting scored the same way.",
+     "Each searched trial's objective; a trial the search stopped is an open triangle labelled with its "
+     "rung (r0 = first horizon) at the value it was judged by — raised to the best-so-far line where that "
+     "partial value lies below it — the best so far by trial and by tokens trained, and the grid's best "
+     "setting scored the same way.",
      search_history_figure),
     ("search-importance", "Parameter importances",
      "PED-ANOVA importance (Optuna's default evaluator) of each searched parameter over the complete trials.",

@@ -168,3 +168,39 @@ def test_fit_prints_the_fits_their_flags_and_the_warnings(store, capsys):
         "data laws L(D) = E + B / D^beta" in text
         and "warning: [shakespeare small] grid edge" in text
     )
+
+
+def test_report_refuses_a_foreign_file_and_prints_the_answer_as_the_answer(store, tmp_path, capsys):
+    from orchestrator.report_output import check_output
+
+    mine = tmp_path / "notes.html"
+    mine.write_text("<html>my own notes</html>")
+    for argv in (["report", "s1"], ["report", "s1", "s2"], ["report", "s1", "--compare", "s2"]):
+        assert main([*argv, "--store", store, "-o", str(mine)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not written by lrsweep" in err[0] and "--force" in err[0]
+        assert mine.read_text() == "<html>my own notes</html>"  # nothing written
+    assert main(["report", "s1", "--store", store, "-o", str(mine), "--force"]) == 0
+    assert '<meta name="generator" content="lrsweep">' in mine.read_text()[:2000]
+    check_output(mine)  # now lrsweep's own: replaced without --force
+    lines = capsys.readouterr().out.splitlines()
+    head = lines.index("answer (s1):")
+    answer = []
+    for line in lines[head + 1:]:
+        if not line.startswith("  "):
+            break
+        answer.append(line.strip())
+    assert answer and re.match(r"(\[[^]]+\] )?(anytime-optimal|best anytime candidate by mean): ", answer[0])
+    assert any("best horizon-aware setting: " in a for a in answer)
+    assert not any(line.startswith("warning:") and ("anytime-optimal: " in line or "best anytime" in line)
+                   for line in lines)
+    assert all(line.startswith(("report:", "answer", "  ", "warning: s1: ")) for line in lines)
+
+
+def test_status_and_fit_fit_100_columns(store, capsys):
+    for argv in (["status", "--store", store], ["fit", "s1", "--store", store]):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert max(len(line) for line in out.splitlines()) <= 100, out
+    assert main(["status", "--store", store, "--wide"]) == 0
+    assert "tokens_trained" in capsys.readouterr().out

@@ -40,7 +40,7 @@ def test_history_shows_best_so_far_by_trial_and_by_tokens_and_the_grid_best() ->
     fig = search_history_figure(frames())
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["complete"].x) == [0, 2, 3]
-    assert list(by_name["stopped (rung value)"].y) == [0.9]
+    assert list(by_name["stopped (at its rung)"].y) == [0.9]
     best = [t for t in fig.data if t.name == "best so far"][0]
     assert list(best.y) == [0.5, 0.5, 0.3, 0.3]
     tokens = [t for t in fig.data if t.mode == "lines+markers"][0]

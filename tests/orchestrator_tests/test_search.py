@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,10 @@ def test_horizon_dependent_schedules_are_never_judged_mid_schedule(tmp_path: Pat
     assert 'data-figure-id="search-history"' in text and 'data-figure-id="search-importance"' in text
     assert text.index('data-figure-id="search-history"') > text.index('id="section-fig-compute"')
     assert 'id="section-search-pareto"' in text and "Failed:" not in text
+    # like for like: stopped settings are said to be stopped, never "failed or not run", and each
+    # family's tuning budget (grid points + searched trials, from the store's settings) is stated
+    assert "stopped early by the search: " in text and "failed or not run" not in text
+    budget = re.search(r"tuning budget per family \(settings tried: grid points \+ searched trials\): ([^<]*)\.", text)
+    counts = {f: (int(g), int(n)) for f, g, n in re.findall(r"(\w+) \d+ \((\d+) grid \+ (\d+) searched\)", budget.group(1))}
+    assert {f: g for f, (g, _) in counts.items()} == {"cosine": 1, "polynomial": 1, "wsd": 1}
+    assert sum(n for _, n in counts.values()) == len(trials)
