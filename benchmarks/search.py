@@ -15,6 +15,7 @@ sampler, against the mean training time of a linreg trial.
 
     python benchmarks/search.py             # ~10 min on 2 busy cores; prints JSON
     python benchmarks/search.py --quick     # linreg only, a 5x5 grid, 12 trials (~1 min)
+    python benchmarks/search.py --smoke     # CI: linreg, a 2x2 grid, 3 trials, horizons 30/100
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def sampler_overhead(tmp: Path, n: int = 30) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="linreg only, a 5x5 grid, 12 trials")
+    ap.add_argument("--smoke", action="store_true",
+                    help="CI: linreg only, a 2x2 grid, 3 trials, horizons 30/100, 4 asks per sampler")
     args = ap.parse_args()
     from orchestrator.ray_local import init_ray
 
@@ -148,10 +151,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lrsweep-bench-search-") as d:
         tmp = Path(d)
         for wl, cfg in WORKLOADS.items():
-            if args.quick and wl != "linreg":
+            if (args.quick or args.smoke) and wl != "linreg":
                 continue
             if args.quick:
                 cfg = {**cfg, "n_lr": 5, "n_gamma": 5, "n_trials": 12}
+            if args.smoke:
+                cfg = {**cfg, "n_lr": 2, "n_gamma": 2, "n_trials": 3, "horizons": [30, 100]}
             grid = run_grid(tmp, wl, cfg)
             row = {"grid": grid}
             for stopping in ("halving", "none"):
@@ -165,7 +170,7 @@ def main() -> None:
             result["workloads"][wl] = row
         lin = result["workloads"]["linreg"]["search_none"]
         per_trial_s = lin["wall_s"] / max(1, sum(lin["trials"].values()))
-        ovh = sampler_overhead(tmp)
+        ovh = sampler_overhead(tmp, 4 if args.smoke else 30)
         result["sampler_overhead_ms_per_trial"] = ovh
         result["sampler_overhead_vs_linreg_trial_wall"] = {k: round(v / 1000 / per_trial_s, 4) for k, v in ovh.items()}
     print(json.dumps(result, indent=2, default=str))
