@@ -15,7 +15,8 @@ times itself (``in_trial_train_s``) is reported beside it, with its ratio to iso
 
     python benchmarks/orchestration.py [--steps 20000] [--seeds 8] [--skip-no-reuse] [--smoke]
 
-``--smoke``: 6 lineages of 400 steps (seconds; CI runs it), the same JSON keys.
+``--smoke``: 6 lineages of 200/400 steps (2 of them without reuse; CI runs it), the same JSON
+keys.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def isolated_compute(lineages: list) -> dict[str, Any]:
     finally:
         torch.set_num_threads(threads)
     return {"total_s": sum(times), "mean_s": sum(times) / len(times), "min_s": min(times),
-            "max_s": max(times)}
+            "max_s": max(times), "per_lineage_s": times}
 
 
 def figures(wall: float, in_trial: float, isolated: float, n: int, cores: int) -> dict[str, float]:
@@ -178,8 +179,11 @@ def main() -> None:
         "lrsweep": figures(wall, outcome.train_time_s, isolated["total_s"], len(lineages), cores),
         "plain_tune_reuse": plain_tune(lineages, True, cores, isolated["total_s"]),
     }
-    if not args.skip_no_reuse:
-        out["plain_tune_no_reuse"] = plain_tune(lineages, False, cores, isolated["total_s"])
+    if not args.skip_no_reuse:  # --smoke: its first 2 lineages (a worker process each)
+        some = 2 if args.smoke else len(lineages)
+        out["plain_tune_no_reuse"] = plain_tune(lineages[:some], False, cores,
+                                                sum(isolated["per_lineage_s"][:some]))
+        out["plain_tune_no_reuse"]["lineages"] = some
     out["lrsweep_over_plain_tune_reuse"] = (
         out["lrsweep"]["efficiency"] / out["plain_tune_reuse"]["efficiency"]
     )

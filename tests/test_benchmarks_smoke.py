@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(p for p in (REPO / "benchmarks").glob("*.py") if not p.name.startswith("_"))
-SMOKE_TIMEOUT_S = 300  # per script; each takes < 20 s on an idle 2-core machine
+SMOKE_TIMEOUT_S = 600  # per script: each takes < 20 s on an idle 2-core machine, 10x that when loaded
 
 # script name -> why it cannot run in CI (pytest reports the reason). Keep empty.
 SKIPPED: dict[str, str] = {}
@@ -47,6 +48,11 @@ def last_json(stdout: str) -> Any:
     raise AssertionError(f"stdout does not end with JSON; its tail:\n{stdout[-2000:]}")
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def positive(x: Any) -> float:
     """``x`` as a float, asserting it is a finite number above zero."""
     assert isinstance(x, int | float) and not isinstance(x, bool), f"not a number: {x!r}"
@@ -60,9 +66,7 @@ def _chinchilla_fit(r: dict) -> None:
     positive(r["speedup_full_grid"])
     # our fit reaches the plain method's optimum or a lower one (rel. diff = (plain - ours) / ours)
     assert r["objective_rel_diff_plain_minus_ours"] >= -1e-6
-    busy = next(v for k, v in r.items() if k.startswith("busy_machine_bootstrap_"))
-    for ratio in busy["ratios"].values():
-        positive(ratio)
+    # the smoke run leaves out the busy-machine comparison (it spins both cores by design)
 
 
 def _cluster_overhead(r: dict) -> None:
@@ -74,8 +78,8 @@ def _cluster_overhead(r: dict) -> None:
 
 
 def _curve_law(r: dict) -> None:
-    for setting in ("2_schedules", "3_schedules"):
-        s = r["synthetic"][setting]
+    assert r["synthetic"]
+    for s in r["synthetic"].values():  # --smoke: 3 fitted schedules only
         for method in ("ours_loso", "ours_objective", "reference_numpy"):
             assert positive(s[method]["mean"]) < 0.05  # held-out error of a law fitted to its own curves
         positive(s["ratio_ours_loso_over_reference_mean"])
@@ -206,12 +210,12 @@ def test_benchmark_smoke(script: Path) -> None:
     if script.stem in SKIPPED:
         pytest.skip(SKIPPED[script.stem])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    began = time.monotonic()
+    began, cpu = time.monotonic(), _children_cpu_s()
     proc = subprocess.run([sys.executable, str(script), "--smoke"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=SMOKE_TIMEOUT_S)
-    seconds = time.monotonic() - began
+    seconds, cpu = time.monotonic() - began, _children_cpu_s() - cpu
     assert proc.returncode == 0, f"{script.name} --smoke exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     result = last_json(proc.stdout)
     assert isinstance(result, dict) and result, f"{script.name}: not a non-empty JSON object"
     CHECKS.get(script.stem, lambda r: None)(result)
-    print(f"{script.name} --smoke: {seconds:.1f} s")
+    print(f"{script.name} --smoke: {seconds:.1f} s wall, {cpu:.1f} s CPU (waited-for processes)")
