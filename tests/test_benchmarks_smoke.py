@@ -78,12 +78,7 @@ def _cluster_overhead(r: dict) -> None:
 
 
 def _curve_law(r: dict) -> None:
-    assert r["synthetic"]
-    for s in r["synthetic"].values():  # --smoke: 3 fitted schedules only
-        for method in ("ours_loso", "ours_objective", "reference_numpy"):
-            assert positive(s[method]["mean"]) < 0.05  # held-out error of a law fitted to its own curves
-        positive(s["ratio_ours_loso_over_reference_mean"])
-    public = r["public_400M"]
+    public = r["public_400M"]  # --smoke: the public path on curves drawn from the published law
     # the published parameters predict curves drawn from them to the noise (0.1%)
     assert public["published_params"]["mean_PredE"] < 0.003
     assert positive(public["ours_loso"]["mean_PredE"]) < 0.05
@@ -149,10 +144,10 @@ def _query_sandbox(r: dict) -> None:
 
 
 def _report_generation(r: dict) -> None:
-    for name in ("quickstart_synthetic", "thousand_lineages"):
-        assert r[name]["figures_drawn"] > 0, name
-        positive(r[name]["report_s_median"])
-    positive(r["quickstart_synthetic"]["ratio_to_5s_budget"])
+    quick = r["quickstart_synthetic"]  # --smoke: the quickstart-sized sweep only
+    assert quick["n_lineages"] == 12 and quick["figures_drawn"] > 0, quick
+    positive(quick["report_s_median"])
+    positive(quick["ratio_to_5s_budget"])
 
 
 def _reproductions(r: dict) -> None:
