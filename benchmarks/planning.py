@@ -38,6 +38,7 @@ CHINCHILLA = {
     "schedules": [{"name": "constant"}, {"name": "cosine"},
                   {"name": "wsd", "cooldown_fraction": [0.1, 0.2], "cooldown_shape": ["linear", "1-sqrt"]}],
     "horizons": {"chinchilla": [1, 2, 4, 8, 16, 32]},
+    "resources": {"max_epochs": 2000},  # planned, never trained: 32x "small" is 1,497 epochs
 }
 
 SWEEP = """
