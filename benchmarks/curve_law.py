@@ -128,16 +128,16 @@ def load_public(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
     return out
 
 
-def write_synthetic_public(folder: Path, size: str = "400", noise: float = 0.001) -> Path:
-    """Curves in the public CSVs' format (``step,lr,loss``; their schedules, 40 log-spaced steps
-    after warmup) drawn from the published ``size`` law with ``noise`` relative noise: what
+def write_synthetic_public(folder: Path, size: str = "400", noise: float = 0.001, points: int = 12) -> Path:
+    """Curves in the public CSVs' format (``step,lr,loss``; their schedules, ``points`` log-spaced
+    steps after warmup) drawn from the published ``size`` law with ``noise`` relative noise: what
     ``--smoke`` fits when Luo et al.'s files are not at hand."""
     law, rng = MultiPowerFit(**dict(zip(NAMES, PUBLISHED[size], strict=True))), np.random.default_rng(0)
     out = folder / f"csv_{size}"
     out.mkdir(parents=True, exist_ok=True)
     for name in (*TRAIN, *TEST):
         lr = _schedule(name)
-        steps = np.unique(np.geomspace(WARMUP, len(lr) - 1, 40).astype(np.int64))
+        steps = np.unique(np.geomspace(WARMUP, len(lr) - 1, points).astype(np.int64))
         loss = law.predict(lr, steps) * np.exp(rng.normal(0.0, noise, steps.size))
         rows = "".join(f"{s},{float(lr[s])!r},{float(v)!r}\n" for s, v in zip(steps, loss, strict=True))
         (out / f"{name}.csv").write_text("step,lr,loss\n" + rows)
