@@ -6,7 +6,10 @@ objective. By default it runs every 10th start and scales its time by 10 (the be
 found by many starts, so the subsample reaches nearly the same objective); ``--full`` runs all.
 
 Usage:
-    python benchmarks/chinchilla_fit.py [--full] [--every N] [--repeats R] [--no-busy]
+    python benchmarks/chinchilla_fit.py [--full] [--every N] [--repeats R] [--no-busy] [--smoke]
+
+``--smoke`` (CI, seconds): every 150th start of the plain grid, one repeat, and no busy-machine
+comparison (it keeps both cores spinning by design; run it without ``--smoke``).
 
 Busy machine (issue 9): the fit is also timed while two busy processes keep both cores
 occupied (started and stopped by the benchmark), as on a node running a sweep — once as
@@ -172,7 +175,11 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=20, help="refits in the busy comparison")
     parser.add_argument("--no-busy", action="store_true", help="skip the busy-machine comparison")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-grid reference")
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: every 150th plain start, 1 repeat, no busy-machine comparison")
     args = parser.parse_args()
+    if args.smoke:  # the busy comparison spins both cores by design: not in CI
+        args.every, args.repeats, args.full, args.no_busy = 150, 1, False, True
     blas = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     result: dict[str, object] = {
         "data": "tests/data/chinchilla_epoch.csv, 5 highest-loss points excluded (240 points)",

@@ -8,6 +8,7 @@ the store (a lineage's first checkpointed segment, 20 updates in); per-lineage o
 wall time beyond the trials' own training time spread over two slots, per lineage.
 
     python benchmarks/cluster_overhead.py [--lineages 12]      # prints JSON
+    python benchmarks/cluster_overhead.py --smoke              # CI: 2 lineages, 1 worker node
 """
 
 from __future__ import annotations
@@ -86,12 +87,13 @@ def embedded(folder: Path, lineages: int, steps: int) -> dict:
     return _figures(folder / "store", first, time.monotonic() - began, lineages)
 
 
-def multinode(folder: Path, lineages: int, steps: int) -> dict:
+def multinode(folder: Path, lineages: int, steps: int, workers: int = 2) -> dict:
     from ray_nodes import LocalRayCluster
 
     spec = _spec(folder, lineages, steps)
     base = Path(tempfile.mkdtemp(prefix="lrb-", dir="/tmp"))
-    cluster = LocalRayCluster(base, workers=2, cpus_per_worker=1, dashboard=True)
+    # two trial slots in all, as the embedded Ray has (one worker node: both on it)
+    cluster = LocalRayCluster(base, workers=workers, cpus_per_worker=max(1, 2 // workers), dashboard=True)
     try:
         cluster.start()
         env = {**os.environ, **cluster.env, "OMP_NUM_THREADS": "1"}
@@ -127,15 +129,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--lineages", type=int, default=12)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2, help="worker nodes beside the head")
+    parser.add_argument("--smoke", action="store_true", help="CI: 2 lineages of 100 steps, 1 worker node")
     args = parser.parse_args()
+    if args.smoke:
+        args.lineages, args.steps, args.workers = 2, 100, 1
     work = Path(tempfile.mkdtemp(prefix="lrsweep-overhead-"))
     try:
         local = embedded(work / "embedded", args.lineages, args.steps)
-        cluster = multinode(work / "multinode", args.lineages, args.steps)
+        cluster = multinode(work / "multinode", args.lineages, args.steps, args.workers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({
-        "lineages": args.lineages, "steps_per_lineage": args.steps, "embedded_local_ray": local,
+        "lineages": args.lineages, "steps_per_lineage": args.steps, "worker_nodes": args.workers,
+        "embedded_local_ray": local,
         "multinode_submitted_job": cluster,
         "first_trial_ratio": round(cluster["first_trial_s"] / local["first_trial_s"], 2),
         "overhead_per_lineage_ratio": round(cluster["overhead_per_lineage_s"] / local["overhead_per_lineage_s"], 2),

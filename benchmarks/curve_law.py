@@ -2,6 +2,8 @@
 
     python benchmarks/curve_law.py [--draws 10]             # synthetic curves of known law
     python benchmarks/curve_law.py --public DIR [--sizes 400] [--reference] [--train A,B,C]
+    python benchmarks/curve_law.py --smoke   # CI: --public only, on synthetic curves
+                                             # in the public CSV format (the published 400M law)
 
 Synthetic (``--draws`` noise draws each): multi-power-law curves (Luo et al.'s published 400M
 parameters, 2,000 steps, 20 log-spaced points) with 0.3% noise are fitted, noiseless curves of
@@ -124,6 +126,22 @@ def load_public(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
             )
         out[name] = (lr, steps, loss)
     return out
+
+
+def write_synthetic_public(folder: Path, size: str = "400", noise: float = 0.001, points: int = 12) -> Path:
+    """Curves in the public CSVs' format (``step,lr,loss``; their schedules, ``points`` log-spaced
+    steps after warmup) drawn from the published ``size`` law with ``noise`` relative noise: what
+    ``--smoke`` fits when Luo et al.'s files are not at hand."""
+    law, rng = MultiPowerFit(**dict(zip(NAMES, PUBLISHED[size], strict=True))), np.random.default_rng(0)
+    out = folder / f"csv_{size}"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*TRAIN, *TEST):
+        lr = _schedule(name)
+        steps = np.unique(np.geomspace(WARMUP, len(lr) - 1, points).astype(np.int64))
+        loss = law.predict(lr, steps) * np.exp(rng.normal(0.0, noise, steps.size))
+        rows = "".join(f"{s},{float(lr[s])!r},{float(v)!r}\n" for s, v in zip(steps, loss, strict=True))
+        (out / f"{name}.csv").write_text("step,lr,loss\n" + rows)
+    return folder
 
 
 def _errors(fit, curves: dict) -> dict:
@@ -423,9 +441,21 @@ def main() -> None:
     parser.add_argument(
         "--train", default=",".join(TRAIN), help="the curves fitted (the paper's: default)"
     )
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: --public on synthetic curves of the published law (if not given) only")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result: dict = {}
+    if args.smoke:  # the public path (the same fits as the synthetic study, once)
+        args.no_synthetic = True
+        if args.public is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            args.public = write_synthetic_public(Path(tempfile.mkdtemp(prefix="curve-law-smoke-")))
+            atexit.register(shutil.rmtree, args.public, True)
+            result["public_data"] = "synthetic: the published 400M law on the public schedules, 0.1% noise"
     if not args.no_synthetic:
         result["synthetic"] = synthetic(args.draws, args.reference)
     if args.public:

@@ -12,8 +12,10 @@ Rules: ``first_loss`` (debiased EMA(0.9) > 5 x the first loss, the previous rule
 testbed's bursts) and ``current`` (``trials.divergence.DivergenceMonitor(5.0)``).
 
 Usage:
-    python benchmarks/divergence_rule.py [--steps 64000] [--sequences 200] [--fixture PATH]
+    python benchmarks/divergence_rule.py [--steps 64000] [--sequences 200] [--fixture PATH] [--smoke]
 
+``--smoke`` (CI): the first 4 lineages for 1,000 updates and 10 chi2 sequences of 3,000, the same
+JSON keys.
 ``--fixture`` writes the 2,000 losses around the worst burst (largest EMA(0.9) / running mean)
 with the mean and count of the losses before them (``tests/data/linreg_burst.json``).
 Prints one JSON object; 1,026 s here with the defaults on a machine busy with other tests
@@ -69,23 +71,26 @@ def current_rule(losses: list[float], factor: float = 5.0) -> int | None:
 RULES = {"first_loss": first_loss_rule, "fast_ema": fast_ema_rule, "current": current_rule}
 
 
-def linreg_losses(steps: int) -> dict[str, tuple[list[float], dict[int, float]]]:
-    """Train losses and excess risk of every linreg_theory lineage, divergence detection off."""
+def linreg_losses(steps: int, limit: int | None = None) -> dict[str, tuple[list[float], dict[int, float]]]:
+    """Train losses and excess risk of every linreg_theory lineage (the first ``limit``),
+    divergence detection off."""
     import torch
 
     from orchestrator.planner import plan
     from orchestrator.spec import load_spec
     from trials.lineage import run_lineage
+    from trials.sinks import MemorySink
 
     torch.set_num_threads(1)
     out = {}
-    for spec in plan(load_spec(ROOT / "examples" / "linreg_theory.toml")).lineages:
+    for spec in plan(load_spec(ROOT / "examples" / "linreg_theory.toml")).lineages[:limit]:
         evals = tuple(sorted({1, *range(steps // 8, steps + 1, max(steps // 8, 1))}))
-        spec = dataclasses.replace(spec, horizons=(steps,), eval_steps=evals, averagers=(),
-                                   divergence_factor=1e300, device="cpu")
-        rows: list[dict] = []
-        run_lineage(spec, report=lambda seg, rows=rows: rows.extend(seg.rows))
-        key = f"lr={spec.peak_lr} gamma={spec.schedule_params['gamma']} seed={spec.seed}"
+        spec = dataclasses.replace(spec, trunk_end=steps, trunk_horizons=(steps,), eval_steps=evals,
+                                   averagers=(), checkpoint_steps=(), divergence_factor=1e300, device="cpu")
+        sink = MemorySink()
+        run_lineage(spec, sink=sink)
+        rows = sorted(sink.rows(), key=lambda r: (r["step"], r["split"], r["weights"]))
+        key = f"lr={spec.peak_lr} gamma={spec.rule_params['gamma']} seed={spec.seed}"
         out[key] = ([r["loss"] for r in rows if r["split"] == "train"],
                     {r["step"]: r["loss"] for r in rows if r["split"] == "eval"})
     return out
@@ -120,11 +125,16 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=200)
     parser.add_argument("--chi2-steps", type=int, default=64000)
     parser.add_argument("--fixture", type=Path)
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: 4 lineages of 1,000 updates, 10 chi2 sequences of 3,000")
     args = parser.parse_args()
+    limit = None
+    if args.smoke:
+        args.steps, args.sequences, args.chi2_steps, limit = 1000, 10, 3000, 4
     began = time.perf_counter()
     result: dict = {}
     if args.steps:
-        runs = linreg_losses(args.steps)
+        runs = linreg_losses(args.steps, limit)
         for name, rule in RULES.items():
             hits = {k: rule(losses) for k, (losses, _) in runs.items()}
             tripped = {k: t for k, t in hits.items() if t is not None}

@@ -14,7 +14,8 @@ The S3 server is moto's, in its own process (``python -m moto.server``) on a fre
 with dummy credentials; nothing leaves the machine. ``--in-process`` runs moto's
 ``ThreadedMotoServer`` inside this process instead (what the tests use; it shares the GIL).
 
-Usage: ``python benchmarks/object_store_writes.py [--rows 100000] [--repeats 10]``; prints JSON.
+Usage: ``python benchmarks/object_store_writes.py [--rows 100000] [--repeats 10] [--smoke]``;
+prints JSON (``--smoke``: 5,000 rows, 2 repeats, the same keys).
 Needs the ``test`` extra (moto[server]).
 """
 
@@ -109,7 +110,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--in-process", action="store_true", help="moto in this process (shares the GIL)")
+    parser.add_argument("--smoke", action="store_true", help="CI: 5,000 rows, 2 repeats")
     args = parser.parse_args()
+    if args.smoke:
+        args.rows, args.repeats = 5_000, 2
     os.environ.update(ENV)
 
     table = curve_fragment(args.rows)

@@ -8,7 +8,9 @@ trainable parameter. The baseline, ``torch.optim.AdamW(fused=True)`` over all pa
 measured side by side in the same rounds. One forward + backward is timed too, so the overhead
 on a whole training step can be read off (``train_step_ratio``).
 
-    python benchmarks/optimizers.py [--size micro] [--batch 16] [--steps 10] [--rounds 3]
+    python benchmarks/optimizers.py [--size micro] [--batch 16] [--steps 10] [--rounds 3] [--smoke]
+
+``--smoke`` (CI): the nano model, batch 4, 2 steps, one round; the same JSON keys.
 
 Prints JSON. Newton–Schulz runs in float32 on CPU (the optimizers' CPU default; bfloat16 is
 emulated there, PLATFORM-NOTES).
@@ -74,7 +76,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per optimizer per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="CI: nano model, 2 steps, 1 round")
     args = parser.parse_args()
+    if args.smoke:
+        args.size, args.batch, args.steps, args.rounds = "nano", 4, 2, 1
     torch.set_num_threads(1)
     torch.manual_seed(0)
 

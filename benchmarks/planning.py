@@ -10,6 +10,7 @@
 
     python benchmarks/planning.py            # prints JSON
     python benchmarks/planning.py --no-run   # planning figures only (seconds)
+    python benchmarks/planning.py --smoke    # CI: quickstart + Chinchilla grid; horizons / 10
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ CHINCHILLA = {
     "schedules": [{"name": "constant"}, {"name": "cosine"},
                   {"name": "wsd", "cooldown_fraction": [0.1, 0.2], "cooldown_shape": ["linear", "1-sqrt"]}],
     "horizons": {"chinchilla": [1, 2, 4, 8, 16, 32]},
+    "resources": {"max_epochs": 2000},  # planned, never trained: 32x "small" is 1,497 epochs
 }
 
 SWEEP = """
 name = "ext"
 store = "{store}"
-warmup = 20
+warmup = {warmup}
 batch_size = 16
 [workload]
 name = "char_gpt"
@@ -74,9 +76,11 @@ cpu = 1
 """
 
 
-def planning_figures() -> dict:
+def planning_figures(smoke: bool = False) -> dict:
     grids = {p.stem: load_spec(p) for p in sorted((ROOT / "examples").glob("*.toml"))}
     grids["chinchilla_1-32x_4_wsd_variants"] = parse_spec(CHINCHILLA)
+    if smoke:  # the quickstart and the Chinchilla grid only
+        grids = {k: v for k, v in grids.items() if k in ("quickstart", "chinchilla_1-32x_4_wsd_variants")}
     out = {}
     for name, spec in grids.items():
         began = time.perf_counter()
@@ -89,7 +93,8 @@ def planning_figures() -> dict:
     return out
 
 
-def extension_figures() -> dict:
+def extension_figures(scale: int = 1) -> dict:
+    """Extension vs retraining; ``scale`` divides every horizon (and the warmup) for a smoke run."""
     from orchestrator.execution import plan_against_store, run_sweep
 
     work = Path(tempfile.mkdtemp(prefix="lrsweep-bench-"))
@@ -97,7 +102,8 @@ def extension_figures() -> dict:
     def spec_file(folder: Path, horizons: list[int]) -> Path:
         folder.mkdir(exist_ok=True)
         path = folder / "ext.toml"
-        path.write_text(SWEEP.format(store=folder / "store", horizons=horizons))
+        path.write_text(SWEEP.format(store=folder / "store", warmup=20 // scale,
+                                     horizons=[h // scale for h in horizons]))
         return path
 
     def timed(path: Path) -> dict:
@@ -113,7 +119,7 @@ def extension_figures() -> dict:
         run_sweep(base, progress=False)
         extended = timed(spec_file(work / f"{label}-ext", final))
         fresh = timed(spec_file(work / f"{label}-fresh", final))
-        out[label] = {"horizons": [[200, 400], final], "extension": extended, "retrain": fresh,
+        out[label] = {"horizons": [[h // scale for h in (200, 400)], [h // scale for h in final]], "extension": extended, "retrain": fresh,
                       "steps_ratio": extended["steps"] / fresh["steps"],
                       "wall_ratio": extended["wall_s"] / fresh["wall_s"]}
     return out
@@ -122,10 +128,12 @@ def extension_figures() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-run", action="store_true", help="planning figures only")
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: two grids planned, extension at horizons / 10")
     args = parser.parse_args()
-    result = {"planning": planning_figures()}
+    result = {"planning": planning_figures(args.smoke)}
     if not args.no_run:
-        result["extension"] = extension_figures()
+        result["extension"] = extension_figures(10 if args.smoke else 1)
     print(json.dumps(result, indent=2))
 
 

@@ -9,12 +9,14 @@ and once compacted, then times:
 - ``inproc_*``: ``run_query`` in this process (connect + query + CSV rendering);
 - ``pandas_final_losses``: ``orchestrator.query.final_losses`` (the pandas loader).
 
-Usage: ``python benchmarks/query_latency.py [--lineages 1000] [--repeats 3]``; prints JSON.
+Usage: ``python benchmarks/query_latency.py [--lineages 1000] [--repeats 3] [--smoke]``; prints
+JSON (``--smoke``: 20 lineages, one repeat, the same keys).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import shutil
 import statistics
@@ -62,7 +64,7 @@ def curve_table(lineage_id: str, rng: np.random.Generator) -> pa.Table:
     return pa.table(
         {
             "lineage_id": [lineage_id] * len(steps),
-            "branch": ["main"] * len(steps),
+            "branch": ["trunk"] * len(steps),
             "step": steps.astype(np.int64),
             "tokens": (steps * 4096).astype(np.int64),
             "flops": steps * 6.0 * 8.5e5 * 4096,
@@ -74,50 +76,49 @@ def curve_table(lineage_id: str, rng: np.random.Generator) -> pa.Table:
     )
 
 
-def lineage_rows(n: int) -> list[dict]:
+def run_rows(n: int) -> list[dict]:
+    """One ``runs`` row per lineage: its trunk, completed at step 1,000."""
+    finished = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
     return [
         dict(
-            lineage_id=f"lin{i:05d}",
-            branch="main",
-            setting_id=f"set{i:05d}",
-            family="constant",
-            workload="synthetic",
-            model_size="tiny",
-            n_params=850_000,
-            optimizer="adamw",
-            optimizer_params="{}",
-            schedule="constant",
-            schedule_params="{}",
-            peak_lr=1e-3 * (1 + i % 7),
-            warmup=10,
-            batch_size=32,
-            seed=i % 3,
+            lineage_id=f"lin{i:05d}", branch="trunk", parent=None, fork_step=None, rule="constant",
+            rule_params="{}", cooldown_shape=None, final_fraction=None, workload="synthetic",
+            model_size="tiny", n_params=850_000, optimizer="adamw", optimizer_params="{}",
+            peak_lr=1e-3 * (1 + i % 7), warmup=10, batch_size=32, seed=i % 3, tokens_per_step=4096,
+            max_step=1000, status="completed", error=None, wall_time_s=60.0, steps_trained=1000,
+            tokens_trained=4_096_000, flops_trained=2e13, replayed_steps=0, finished_at=finished,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def setting_rows(n: int) -> list[dict]:
+    """One setting per lineage, answered by its trunk at every horizon."""
+    return [
+        dict(
+            setting_id=f"set{i:05d}", lineage_id=f"lin{i:05d}", branch="trunk", fork_step=None,
+            horizons=HORIZONS, family="constant", workload="synthetic", model_size="tiny",
+            n_params=850_000, optimizer="adamw", optimizer_params="{}", schedule="constant",
+            schedule_params="{}", peak_lr=1e-3 * (1 + i % 7), warmup=10, batch_size=32, seed=i % 3,
             tokens_per_step=4096,
-            horizons=HORIZONS,
-            max_step=1000,
-            status="completed",
-            wall_time_s=60.0,
-            steps_trained=1000,
-            tokens_trained=4_096_000,
-            flops_trained=2e13,
-            finished_at="2025-01-01T00:00:00+00:00",
         )  # fmt: skip
         for i in range(n)
     ]
 
 
 def build(root: Path, n_lineages: int) -> dict[str, float]:
+    """The store a finished sweep of ``n_lineages`` writes: a curve fragment and a runs row per
+    lineage (one fragment each), the settings and the sweep's row, not yet compacted."""
     store = ResultsStore(str(root))
     rng = np.random.default_rng(0)
     tables = [curve_table(f"lin{i:05d}", rng) for i in range(n_lineages)]
     t0 = time.perf_counter()
     for i, table in enumerate(tables):
-        store.write_curves(SWEEP, f"lin{i:05d}", "main", "000000", table)
+        store.write_curves(SWEEP, f"lin{i:05d}", "trunk", "0000000000-0000001000", table)
     t1 = time.perf_counter()
-    rows = lineage_rows(n_lineages)
-    for row in rows:
-        row["finished_at"] = np.datetime64(row["finished_at"][:19]).astype("datetime64[us]").item()
-    store.write_lineage(SWEEP, rows)
+    store.write_runs(SWEEP, run_rows(n_lineages))
+    store.write_settings(SWEEP, setting_rows(n_lineages))
+    store.write_sweep(SWEEP, name=SWEEP, spec_text="# synthetic\n", plan_json="{}", code_version="bench")
     return {
         "write_curve_fragment_ms": (t1 - t0) / n_lineages * 1e3,
         "rows": sum(t.num_rows for t in tables),
@@ -167,7 +168,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lineages", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="CI: 20 lineages, 1 repeat")
     args = parser.parse_args()
+    if args.smoke:
+        args.lineages, args.repeats = 20, 1
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lrsweep-bench-") as tmp:
         fragmented, compacted = Path(tmp, "fragmented"), Path(tmp, "compacted")

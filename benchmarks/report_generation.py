@@ -3,6 +3,7 @@
     python benchmarks/report_generation.py                 # both, JSON
     python benchmarks/report_generation.py --only quickstart --repeat 3
     python benchmarks/report_generation.py --store ./lrsweep-results --sweep quickstart
+    python benchmarks/report_generation.py --smoke          # CI: the quickstart-sized sweep only
 
 The *quickstart* sweep has the shape ``examples/quickstart.toml`` produces: one 0.1M-parameter
 model, cosine / WSD (1-sqrt) / constant with AdamW and schedule-free AdamW, 2 peak LRs, one seed,
@@ -317,7 +318,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--store", help="also time this store's --sweep, as lrsweep report does")
     parser.add_argument("--sweep", default="quickstart")
+    parser.add_argument("--smoke", action="store_true", help="CI: the quickstart-sized sweep only")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.only, args.repeat = "quickstart", 1
     out: dict = {"budget_quickstart_s": BUDGET_S}
     runs = []
     if args.only in (None, "quickstart"):

@@ -2,7 +2,10 @@
 and print their numbers as JSON, whichever way they fall.
 
     python benchmarks/reproductions.py [--only linreg anytime wsd schedule_free] [--store DIR]
-                                       [--seeds N]
+                                       [--seeds N] [--smoke]
+
+``--smoke`` (CI): the linreg reproduction only, on a copy of its file with 2 seeds and horizons
+64/128/256; the same JSON keys.
 
 Each sweep runs with :func:`orchestrator.execution.run_sweep` (embedded local Ray, one core per
 trial) into a fresh store under a temp dir (or ``--store``), and is read back with
@@ -241,6 +244,19 @@ def with_seeds(path: Path, seeds: int, folder: Path) -> Path:
     return copy
 
 
+def smoke_copy(path: Path, folder: Path) -> Path:
+    """A copy of the sweep file ``path`` in ``folder`` with 2 seeds and horizons 64/128/256 (CI)."""
+    text = path.read_text()
+    for pattern, line in ((r"(?m)^seeds = .*$", "seeds = [0, 1]"), (r"(?m)^steps = .*$", "steps = [64, 128, 256]")):
+        text, count = re.subn(pattern, line, text, count=1)
+        if count != 1:
+            raise SystemExit(f"{path}: no {line.split()[0]!r} line to replace for --smoke")
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / f"smoke_{path.name}"
+    copy.write_text(text)
+    return copy
+
+
 def seed_spread(df: pd.DataFrame) -> float | None:
     """Mean over (setting, weights, horizon) of the across-seed standard deviation of the loss."""
     if df["seed"].nunique() < 2:
@@ -248,11 +264,13 @@ def seed_spread(df: pd.DataFrame) -> float | None:
     return round(float(df.groupby(["setting", "weights", "horizon"])["loss"].std().mean()), 4)
 
 
-def reproduce(name: str, store: Path, seeds: int | None, scratch: Path) -> dict[str, Any]:
+def reproduce(name: str, store: Path, seeds: int | None, scratch: Path, smoke: bool = False) -> dict[str, Any]:
     file, summarize = REPRODUCTIONS[name]
     path = EXAMPLES / file
     if seeds is not None:
         path = with_seeds(path, seeds, scratch)
+    if smoke:
+        path = smoke_copy(path, scratch)
     spec = tomllib.loads(path.read_text())
     began = time.perf_counter()
     outcome = run_sweep(path, store=str(store), progress=False)
@@ -278,7 +296,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(REPRODUCTIONS), default=list(REPRODUCTIONS))
     parser.add_argument("--store", type=Path, help="results store (default: a temp dir, deleted after)")
     parser.add_argument("--seeds", type=int, help="run the files with seeds 0..N-1 instead of theirs")
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: linreg only, 2 seeds, horizons 64/128/256 (a copy of its file)")
     args = parser.parse_args()
+    if args.smoke:
+        args.only = ["linreg"]
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     root = args.store or Path(tempfile.mkdtemp(prefix="lrsweep-repro-"))
@@ -288,7 +310,7 @@ def main() -> None:
     try:
         # Ray forwards the trials' log lines to the driver's stdout: keep stdout for the JSON.
         with contextlib.redirect_stdout(sys.stderr):
-            results = {name: reproduce(name, root, args.seeds, scratch) for name in args.only}
+            results = {name: reproduce(name, root, args.seeds, scratch, args.smoke) for name in args.only}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if args.store is None:

@@ -22,7 +22,7 @@ the search tokens spent when one of its trials first came within 1% of it (``nul
 
     python benchmarks/search.py             # ~25 min on 2 busy cores; prints JSON
     python benchmarks/search.py --quick     # linreg only, a 5x5 grid, 12 trials
-    python benchmarks/search.py --smoke     # every row at toy sizes (the CI check; same JSON keys)
+    python benchmarks/search.py --smoke     # linreg rows at toy sizes (the CI check)
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def sampler_overhead(tmp: Path, n: int = 30) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="linreg only, a 5x5 grid, 12 trials")
-    ap.add_argument("--smoke", action="store_true", help="every row at toy sizes (CI: the same JSON keys, fast)")
+    ap.add_argument("--smoke", action="store_true", help="linreg rows at toy sizes (the CI check)")
     args = ap.parse_args()
     import torch
 
@@ -219,7 +219,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lrsweep-bench-search-") as d:
         tmp = Path(d)
         for wl, cfg in WORKLOADS.items():
-            if args.quick and not args.smoke and wl != "linreg":
+            if (args.quick or args.smoke) and wl != "linreg":
                 continue
             if args.quick:
                 cfg = {**cfg, "n_lr": 5, "n_gamma": 5, "n_trials": 12}

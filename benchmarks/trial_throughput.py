@@ -4,7 +4,7 @@ Same process, same model and batch, interleaved rounds: bare loop, lineage with 
 lineage with 4 averagers. Times only training steps (no evaluation) in every variant: the
 lineage variants are timed between their progress callbacks at steps 1 and N - 1.
 
-    python benchmarks/trial_throughput.py [--size micro] [--steps 30] [--rounds 5]
+    python benchmarks/trial_throughput.py [--size micro] [--steps 30] [--rounds 5] [--smoke]
 
 Prints JSON: tokens/s of each variant (median over rounds), ratios vs the bare loop, and the
 averaging overhead as a fraction of a step.
@@ -50,27 +50,27 @@ def bare_loop(size: str, batch: int, steps: int, seed: int) -> float:
 def lineage_loop(size: str, batch: int, steps: int, seed: int, averagers: tuple) -> float:
     spec = LineageSpec(
         lineage_id="bench",
-        setting_id="bench",
         workload="char_gpt",
         workload_params={"size": size},
         optimizer="adamw",
         optimizer_params={"weight_decay": 0.1},
         peak_lr=1e-3,
-        schedule="constant",
-        schedule_params={},
         warmup=0,
         batch_size=batch,
         seed=seed,
-        horizons=(steps,),
+        rule="constant",
+        rule_params={},
+        trunk_end=steps,
+        trunk_horizons=(steps,),
         eval_steps=(steps,),
         averagers=averagers,
     )
     marks: dict[int, float] = {}
 
-    def progress(branch: str, step: int, end: int) -> None:
+    def progress(branch: str, step: int, end: int, loss: float) -> None:
         marks[step] = time.perf_counter()
 
-    run_lineage(spec, report=lambda segment: None, progress=progress)
+    run_lineage(spec, progress=progress)
     return (marks[steps - 1] - marks[1]) / (steps - 2)
 
 
@@ -81,7 +81,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: nano model, batch 4, 8 steps, 2 rounds, 1 thread")
     args = parser.parse_args()
+    if args.smoke:
+        args.size, args.batch, args.steps, args.rounds, args.threads = "nano", 4, 8, 2, 1
     torch.set_num_threads(args.threads)
     probe = build_workload("char_gpt", seed=0, batch_size=args.batch, size=args.size)
     tokens_per_step = probe.tokens_per_step
