@@ -7,7 +7,7 @@ times on separate lines, then the search's best setting(s).
     best: trial 17 (lr=0.123, gamma=0.45) objective 0.0123
 
 Without a search, one line as before:
-``sweep NAME: 3 lineages planned, 0 already done, 3 completed (3000 steps, 24k tokens); store S (12.3 s)``.
+``sweep NAME: 3 lineages planned, 0 already done, 3 completed (3000 steps); store S (12.3 s)``.
 
 With ``[search] per`` one ``best`` line per study names each family's (optimizer's) tuned
 optimum and its budget.
@@ -44,11 +44,11 @@ def summary_lines(outcome: Any) -> list[str]:
         if ":" not in key:
             counts[status] = counts.get(status, 0) + 1
     ran = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new to run"
-    grid = (f"{outcome.planned} lineages planned, {outcome.skipped} already done, {ran} "
-            f"({outcome.run_steps} steps, {_count(outcome.grid_tokens)} tokens")
+    grid = f"{outcome.planned} lineages planned, {outcome.skipped} already done, {ran} ({outcome.run_steps} steps"
     search = outcome.search
-    if search is None:
+    if search is None:  # the line scripts have matched since the first release
         return [f"sweep {outcome.sweep_id}: {grid}); store {outcome.store} ({_seconds(outcome.wall_time_s)})"]
+    grid += f", {_count(outcome.grid_tokens)} tokens"
     lines = [f"sweep {outcome.sweep_id}: store {outcome.store} ({_seconds(outcome.wall_time_s)} in all)",
              f"grid: {grid}, {_seconds(outcome.grid_time_s)})",
              f"search: {_trials(search.trials)}; {search.jobs_run} jobs ({search.steps_trained} steps, "
