@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
+from orchestrator.corpus_provenance import check_corpus_unchanged
 from orchestrator.progress import SweepProgress
 from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
 from trials.errors import ConfigError
@@ -69,6 +70,7 @@ def plan_against_store(spec: Any, store_root: str) -> Any:
     store = ResultsStore(store_root)
     if "://" not in store_root and not Path(store_root).exists():
         return plan(spec)
+    check_corpus_unchanged(spec, store)
     the_plan = plan(spec, stored=stored_lineages(store, spec.name))
     if getattr(spec, "search", None) is not None and the_plan.orphans:  # a search's lineages are its own
         from orchestrator.search.runner import searched_lineage_ids
