@@ -150,3 +150,36 @@ def test_uint32_shards_round_trip(tmp_path) -> None:
     write_shard(tmp_path / "small.bin", tokens[[0, 3]])
     assert np.fromfile(tmp_path / "small.bin", dtype="<i4", count=2).tolist() == [20240520, 1]
     assert (tmp_path / "small.bin").stat().st_size == 1024 + 2 * 2
+
+
+def test_llama_wsd_fork_and_resume_equal_straight_runs(tmp_path) -> None:
+    """The lineage machinery on llama: a WSD cooldown forked off the trunk equals an independent
+    run to its horizon, and a run killed and resumed from its checkpoint equals one that was not."""
+    from tests.trials_tests.test_lineage import (
+        KillingSink,
+        lineage,
+        reference_wsd_run,
+        rows_of,
+        setting,
+    )
+    from trials.checkpoint import CheckpointStore
+    from trials.lineage import run_lineage
+    from trials.sinks import MemorySink
+
+    params = {"size": "nano", "context": 16, "eval_batches": 1, "eval_batch_size": 4}
+    wsd = {"cooldown_fraction": 0.25, "cooldown_shape": "1-sqrt", "final_fraction": 0.0}
+    spec = lineage(setting("wsd", wsd, (20, 40), workload="llama", workload_params=params, batch_size=4),
+                   averagers=(), checkpoint_every=10, checkpoint_grid=0)
+    straight = MemorySink()
+    run_lineage(spec, sink=straight)
+    rows = {(r["branch"], r["step"], r["weights"]): r["loss"] for r in straight.rows() if r["split"] == "eval"}
+    for h, start in ((20, 15), (40, 30)):
+        assert rows[(f"h={h}/1-sqrt@{start}", h, "raw")] == reference_wsd_run(spec, h, 0.25)[(h, "raw")]
+    ck = CheckpointStore(tmp_path / "ck", spec.lineage_id)
+    sink = KillingSink(after=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_lineage(spec, sink=sink, checkpoints=ck)
+    sink.after = None
+    result = run_lineage(spec, sink=sink, checkpoints=ck, stored=sink.stored(ck))
+    assert result.resumed_from is not None
+    assert rows_of(sink) == rows_of(straight)
