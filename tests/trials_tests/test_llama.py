@@ -183,3 +183,25 @@ def test_llama_wsd_fork_and_resume_equal_straight_runs(tmp_path) -> None:
     result = run_lineage(spec, sink=sink, checkpoints=ck, stored=sink.stored(ck))
     assert result.resumed_from is not None
     assert rows_of(sink) == rows_of(straight)
+
+
+@pytest.mark.parametrize(("dims", "vocab", "batch"), [
+    (dict(d_model=64, n_layers=2, n_heads=4, n_kv_heads=4, ffn_hidden=192, context=64), 2048, 4),
+    (dict(d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, ffn_hidden=384, context=128), 512, 2),
+    (dict(d_model=64, n_layers=1, n_heads=2, n_kv_heads=2, ffn_hidden=96, context=256), 84, 2),
+], ids=["large-vocab", "gqa-deep", "long-context"])
+def test_activation_estimate_is_within_8_percent_of_what_autograd_saves(dims, vocab, batch) -> None:
+    model = Llama(LlamaShape(vocab_size=vocab, **dims))
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    x = torch.randint(0, vocab, (batch, dims["context"]), generator=torch.Generator().manual_seed(0))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x, x)
+    measured = sum(n for ptr, n in saved.items() if ptr not in params)
+    estimate = catalog.llama_activation_bytes(**dims, vocab_size=vocab, batch_size=batch)
+    assert abs(estimate / measured - 1) < 0.08, (estimate, measured)
