@@ -167,6 +167,12 @@ def cmd_trial(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from orchestrator.data_prepare import run_prepare
+
+    return run_prepare(args)
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from orchestrator.store.migrate import migrate_store
 
@@ -345,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", default="curve.csv", help="curve output (.csv or .parquet)")
     sp.add_argument("--checkpoint-dir", help="keep rows and checkpoints here and resume from them")
     sp.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest on a busy machine)")
+
+    sp = add("data", cmd_data, "Prepare token shards for the llama workload (docs/data.md).")
+    from orchestrator.data_prepare import add_prepare_arguments
+    add_prepare_arguments(sp.add_subparsers(dest="data_command", required=True).add_parser(
+        "prepare", help="tokenize text into train/val shards and a manifest", description="Tokenize text files, "
+        "folders or globs with a BPE trained here (or a tokenizer.json) into token shards and manifest.json."))
 
     sp = add("migrate", cmd_migrate, "Migrate a results store written by an older lrsweep to this schema version.")
     sp.add_argument("--store", help=_STORE_HELP)

@@ -30,6 +30,7 @@ from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
 from orchestrator.bundles import make_bundles
+from orchestrator.corpus_provenance import check_corpus_unchanged
 from orchestrator.local_gpus import check_local_gpus
 from orchestrator.progress import SweepProgress
 from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
@@ -73,6 +74,7 @@ def plan_against_store(spec: Any, store_root: str) -> Any:
     store = ResultsStore(store_root)
     if "://" not in store_root and not Path(store_root).exists():
         return plan(spec)
+    check_corpus_unchanged(spec, store)
     the_plan = plan(spec, stored=stored_lineages(store, spec.name))
     if getattr(spec, "search", None) is not None and the_plan.orphans:  # a search's lineages are its own
         from orchestrator.search.runner import searched_lineage_ids
@@ -307,9 +309,10 @@ def share_plugin_path(spec: Any, address: str | None) -> None:
     nodes need the plugin installed (``clusters/README.md``)."""
     if (address or os.environ.get("RAY_ADDRESS")) not in (None, "", "local"):
         return
+    from trials.workloads import WORKLOADS
     from trials.workloads.plugin_loader import import_root
 
-    root = import_root(spec.workload.name) if spec.workload.name not in ("char_gpt", "linreg") else None
+    root = import_root(spec.workload.name) if spec.workload.name not in WORKLOADS else None
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if root is not None and root not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *(p for p in paths if p)])

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.corpus_provenance import corpus_hash
 from orchestrator.spec import ModelSize, SweepSpec, spec_hash
 from trials.identity import TRUNK
 from trials.lineage_plan import Answer, AveragerPoint, PlanConfig, TrialSetting, plan_lineages
@@ -151,7 +152,8 @@ class Plan:
                 "spec": spec.to_dict(),
             })
         return {
-            "sweep": self.spec.name, "spec_hash": self.spec_hash, "horizon_unit": self.spec.horizons.unit,
+            "sweep": self.spec.name, "spec_hash": self.spec_hash, "corpus_hash": corpus_hash(self.spec),
+            "horizon_unit": self.spec.horizons.unit,
             "lineages": rows,
             "planned_steps": self.planned_steps, "planned_tokens": self.planned_tokens,
             "planned_flops": self.planned_flops, "naive_steps": self.naive_steps,

@@ -6,7 +6,9 @@ line naming the field, exit code 2 from the CLI, before Ray starts or the store 
 - **int64**: every horizon, in tokens, fits the store's int64 step and token columns; and no
   horizon is longer than 10^9 optimizer steps (a tiny model that fits int64 could still never
   finish: 2^62 steps of linreg at 10k steps/s take 15 million years).
-- **Corpus** (``char_gpt``): ``vocab_size`` covers the corpus's characters (or token ids); a
+- **Corpus** (``char_gpt``, ``llama``): every shard readable (header, size, a prepared
+  directory's manifest: ``orchestrator/spec/corpus.py``) and non-empty; ``vocab_size`` (given, or
+  the manifest's, or the default) covers the corpus's characters (or token ids); a
   context window fits both splits; no lineage passes over the training split more than
   ``resources.max_epochs`` times (default 1,000) — ``tokens of the longest horizon /
   training tokens``. ``dtype = "bfloat16"`` needs a GPU (``resources.gpu > 0``).
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.spec.errors import bad, said, short
 from orchestrator.spec.params import grid
-from orchestrator.spec.workload import CharGPTWorkload
+from orchestrator.spec.workload import CharGPTWorkload, LlamaWorkload
 from trials import catalog
 
 if TYPE_CHECKING:
@@ -117,7 +119,7 @@ def check_horizon_range(spec: SweepSpec) -> None:
 def check_budget(spec: SweepSpec) -> None:
     """Every check of the module docstring (horizon range aside); raises a validation error."""
     longest = _longest_steps(spec)
-    if isinstance(spec.workload, CharGPTWorkload):
+    if isinstance(spec.workload, (CharGPTWorkload, LlamaWorkload)):
         _check_corpus(spec, spec.workload, longest)
     _check_plan_size(spec, max(longest.values()))
     _check_memory(spec)
@@ -130,7 +132,8 @@ def _longest_steps(spec: SweepSpec) -> dict[tuple[int, int], int]:
             for i, size in enumerate(spec.workload.model_sizes()) for batch in spec.batch_size}
 
 
-def _check_corpus(spec: SweepSpec, workload: CharGPTWorkload, longest: dict[tuple[int, int], int]) -> None:
+def _check_corpus(spec: SweepSpec, workload: CharGPTWorkload | LlamaWorkload,
+                  longest: dict[tuple[int, int], int]) -> None:
     resources = spec.resources
     params = workload.params
     if params.dtype == "bfloat16" and resources.gpu == 0:
@@ -141,6 +144,12 @@ def _check_corpus(spec: SweepSpec, workload: CharGPTWorkload, longest: dict[tupl
     if params.vocab_size is not None and facts.min_vocab is not None and params.vocab_size < facts.min_vocab:
         what = "characters" if facts.kind == "text" else "token ids (largest id + 1)"
         raise bad("workload.params.vocab_size", params.vocab_size, f"at least the corpus's {facts.min_vocab} {what}")
+    if params.vocab_size is None and facts.kind == "shards" and facts.min_vocab is not None \
+            and facts.min_vocab > workload.vocab_size():
+        source = "its manifest's" if facts.manifest_vocab is not None else "the default"
+        raise bad("workload.params.corpus", params.corpus,
+                  f"token ids below {source} vocab_size {workload.vocab_size()}; the largest is {facts.min_vocab - 1} "
+                  f"(set workload.params.vocab_size)")
     vf = workload.val_fraction()
     train, val = facts.train_tokens(vf), facts.val_tokens(vf)
     sizes = workload.model_sizes()

@@ -3,8 +3,10 @@
 The spec uses it to refuse, before anything runs, what a trial would reject or never finish: a
 ``vocab_size`` below the corpus's characters (or token ids), a context longer than a split, and
 horizons worth an absurd number of epochs. It mirrors :mod:`trials.workloads.corpus` (text:
-one token per character, the held-out tail ``ceil(val_fraction · n)``; shards: uint16 ids,
-files named ``*val*`` are the held-out split) and reads each file once per process.
+one token per character, the held-out tail ``ceil(val_fraction · n)``; shards: uint16/uint32
+ids, files named ``*val*`` are the held-out split) and reads each file once per process, shards
+in chunks (a multi-GB corpus is streamed, never loaded). A prepared directory's manifest is
+checked against its shards (each listed shard present, of the listed length and dtype).
 
 The shipped Shakespeare corpus is not read: its figures are catalog constants
 (:data:`trials.catalog.CHAR_VOCAB`, :data:`trials.catalog.SHIPPED_CORPUS_TOKENS`), checked
@@ -13,21 +15,22 @@ against the real loader by ``tests/trials_tests/test_catalog.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import gzip
 import math
-import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trials.catalog import CHAR_VOCAB, SHIPPED_CORPUS_TOKENS
+from trials.shard_format import MANIFEST_NAME, SHARD_MAGIC, ShardLayout, read_manifest, shard_layout
 
 __all__ = ["CorpusFacts", "corpus_facts"]
 
-SHARD_MAGIC, SHARD_VERSION, HEADER_INTS = 20240520, 1, 256  # trials.workloads.shards
-MAX_SCANNED_TOKENS = 1 << 28  # token ids are scanned for the vocabulary up to 256M tokens (0.5 GB)
+MAX_SCANNED_TOKENS = 1 << 28  # token ids are scanned for the vocabulary up to 256M tokens
+SCAN_CHUNK = 1 << 22  # tokens per read while scanning: memory stays flat whatever the shard size
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class CorpusFacts:
         min_vocab: the vocabulary it needs (characters, or the largest token id + 1); ``None``
             when the shards are too large to scan at spec load.
         problem: why the trial's loader would refuse it (phrased to follow "must be"), if it would.
+        manifest_vocab: the vocabulary size of a prepared corpus's manifest.
+        content_hash: the manifest's hash of the tokens (``docs/data.md``), the sweep's record
+            of which corpus it trained on; ``None`` for a corpus without a manifest.
     """
 
     kind: str
@@ -46,6 +52,8 @@ class CorpusFacts:
     fixed_val: int | None = None
     min_vocab: int | None = None
     problem: str | None = None
+    manifest_vocab: int | None = None
+    content_hash: str | None = None
 
     def val_tokens(self, val_fraction: float) -> int:
         if self.fixed_val is not None:
@@ -69,6 +77,8 @@ def corpus_facts(corpus: str | None) -> CorpusFacts:
     if glob.has_magic(corpus):
         return _shards(tuple(sorted(p for p in glob.glob(corpus) if p.endswith(".bin"))))
     if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            return _prepared(path)
         return _shards(tuple(sorted(str(p) for p in path.glob("*.bin"))))
     if path.suffix == ".bin":
         return _shards((str(path),))
@@ -93,18 +103,17 @@ def _text(path: str, size: int, mtime_ns: int) -> CorpusFacts:
     return CorpusFacts(kind="text", tokens=len(text), min_vocab=len(set(text)))
 
 
-def _shard_tokens(path: str) -> int:
-    size = os.path.getsize(path)
-    if size >= 4 * HEADER_INTS:
-        with open(path, "rb") as f:
-            magic, version, n = struct.unpack("<3i", f.read(12))
-        if magic == SHARD_MAGIC and version == SHARD_VERSION and size == 4 * HEADER_INTS + 2 * n:
-            return n
-    return size // 2
-
-
-def _shards(files: tuple[str, ...]) -> CorpusFacts:
-    counts = {f: _shard_tokens(f) for f in files}
+def _shards(files: tuple[str, ...], manifest: dict[str, Any] | None = None) -> CorpusFacts:
+    layouts = [shard_layout(f) for f in files]
+    for lay in layouts:
+        if lay.problem is not None:
+            return CorpusFacts(kind="shards", tokens=0, problem=f"{lay.path}: {lay.problem}")
+        if lay.n_tokens == 0:
+            return CorpusFacts(kind="shards", tokens=0, problem=f"{lay.path}: a shard with tokens (it is empty)")
+        if manifest is not None and not lay.headered:
+            return CorpusFacts(kind="shards", tokens=0, problem=f"{lay.path}: a shard with the header "
+                                                                f"(magic {SHARD_MAGIC}), as the manifest's shards are")
+    counts = {lay.path: lay.n_tokens for lay in layouts}
     val = [f for f in files if "val" in Path(f).name]
     if val and len(val) == len(files):
         return CorpusFacts(kind="shards", tokens=0,
@@ -112,17 +121,45 @@ def _shards(files: tuple[str, ...]) -> CorpusFacts:
     total = sum(counts.values())
     fixed_val = sum(counts[f] for f in val) if val and len(val) < len(files) else None
     return CorpusFacts(kind="shards", tokens=total, fixed_val=fixed_val,
-                       min_vocab=_max_id(files) + 1 if 0 < total <= MAX_SCANNED_TOKENS else None)
+                       min_vocab=_max_id(tuple(layouts)) + 1 if total <= MAX_SCANNED_TOKENS else None)
+
+
+def _prepared(directory: Path) -> CorpusFacts:
+    """A directory ``lrsweep data prepare`` wrote: its manifest, checked against the shards."""
+    try:
+        manifest = read_manifest(directory)
+    except ValueError as exc:
+        return CorpusFacts(kind="shards", tokens=0, problem=str(exc).split(" must be ", 1)[-1])
+    assert manifest is not None
+    listed = [(s["file"], s["tokens"]) for split in manifest["splits"].values() for s in split["shards"]]
+    for name, tokens in listed:
+        path = directory / name
+        if not path.is_file():
+            return CorpusFacts(kind="shards", tokens=0, problem=f"{path}: an existing shard (the manifest lists it)")
+        lay = shard_layout(path)
+        if lay.problem is None and lay.n_tokens != tokens:
+            return CorpusFacts(kind="shards", tokens=0, problem=f"{path}: a shard of the {tokens:,} tokens the "
+                                                                f"manifest lists; it holds {lay.n_tokens:,}")
+        if lay.problem is None and lay.dtype != VERSION_DTYPES_BY_NAME.get(manifest["dtype"]):
+            return CorpusFacts(kind="shards", tokens=0, problem=f"{path}: a {manifest['dtype']} shard as the "
+                                                                f"manifest says; its header says {lay.dtype}")
+    facts = _shards(tuple(sorted(str(p) for p in directory.glob("*.bin"))), manifest)
+    return dataclasses.replace(facts, manifest_vocab=int(manifest["vocab_size"]),
+                               content_hash=str(manifest["content_hash"]))
+
+
+VERSION_DTYPES_BY_NAME = {"uint16": "<u2", "uint32": "<u4"}
 
 
 @functools.lru_cache(maxsize=8)
-def _max_id(files: tuple[str, ...]) -> int:
+def _max_id(layouts: tuple[ShardLayout, ...]) -> int:
+    """The largest token id, read in chunks of :data:`SCAN_CHUNK` tokens (never a whole file)."""
     import numpy as np
 
     best = 0
-    for f in files:
-        n = _shard_tokens(f)
-        if n:
-            offset = os.path.getsize(f) - 2 * n  # past the header, if there is one
-            best = max(best, int(np.memmap(f, dtype="<u2", mode="r", offset=offset, shape=(n,)).max()))
+    for lay in layouts:
+        if lay.n_tokens:
+            tokens = np.memmap(lay.path, dtype=lay.dtype, mode="r", offset=lay.offset, shape=(lay.n_tokens,))
+            for start in range(0, lay.n_tokens, SCAN_CHUNK):
+                best = max(best, int(tokens[start:start + SCAN_CHUNK].max()))
     return best

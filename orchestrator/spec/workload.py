@@ -30,11 +30,13 @@ from orchestrator.spec.errors import bad, said
 from orchestrator.spec.params import scalar_field
 from trials import catalog
 
-__all__ = ["CharGPTWorkload", "LinRegWorkload", "ModelSize", "WORKLOAD_MODELS", "Workload", "gpt_param_count"]
+__all__ = ["CharGPTWorkload", "LinRegWorkload", "LlamaWorkload", "ModelSize", "WORKLOAD_MODELS", "Workload",
+           "gpt_param_count"]
 
 gpt_param_count = catalog.gpt_param_count
 _CHAR_GPT = catalog.WORKLOADS["char_gpt"]
 _LINREG = catalog.WORKLOADS["linreg"]
+_LLAMA = catalog.WORKLOADS["llama"]
 DEFAULT_GPT_SIZE = str(_CHAR_GPT.default_size)
 LINREG_DEFAULT_DIM = int(_LINREG.size_params[0].default)
 
@@ -47,7 +49,7 @@ class ModelSize:
     params: dict[str, Any]  # the workload parameters this size contributes
     n_params: int  # non-embedding N
     block_size: int  # tokens per sequence (1 for linreg: one sample is one token)
-    shape: dict[str, int] = field(default_factory=dict)  # char_gpt: n_layer, n_head, n_embd, block_size
+    shape: dict[str, int] = field(default_factory=dict)  # char_gpt: n_layer, n_head, n_embd, block_size; llama: its six
 
     def tokens_per_step(self, batch_size: int) -> int:
         return batch_size * self.block_size
@@ -250,5 +252,121 @@ class LinRegWorkload(Model):
         return catalog.linreg_activation_bytes(dim=size.n_params, batch_size=batch_size)
 
 
-WORKLOAD_MODELS: dict[str, type[Model]] = {"char_gpt": CharGPTWorkload, "linreg": LinRegWorkload}
-Workload = Annotated[CharGPTWorkload | LinRegWorkload, Field(discriminator="name")]
+# ---------------------------------------------------------------------------------- llama
+class _LlamaShapeBase(Model):
+    """A size as a table: a named base ``size`` (default ``nano``) with any dimension overridden."""
+
+    if TYPE_CHECKING:  # fields generated from the card's size parameters
+        size: str | None = None
+        d_model: int | None = None
+        n_layers: int | None = None
+        n_heads: int | None = None
+        n_kv_heads: int | None = None
+        ffn_hidden: int | None = None
+        context: int | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> _LlamaShapeBase:
+        if all(v is None for _, v in self):
+            raise said("", f"set size or at least one of {', '.join(catalog.workloads.LLAMA_SHAPE_KEYS)}")
+        problem = catalog.llama_shape_problem(self.shape())
+        if problem is not None:
+            raise bad(*problem)
+        return self
+
+    def shape(self) -> dict[str, int]:
+        return catalog.llama_shape(self.size or str(_LLAMA.default_size),
+                             {k: getattr(self, k) for k in catalog.workloads.LLAMA_SHAPE_KEYS})
+
+    def given(self) -> dict[str, Any]:
+        return {k: v for k, v in self if v is not None}
+
+
+if TYPE_CHECKING:
+    LlamaShapeTable = _LlamaShapeBase
+else:
+    LlamaShapeTable = _generated("LlamaShapeTable", _LlamaShapeBase, _LLAMA.size_params)
+
+
+def _known_llama_size(name: Any) -> str:
+    if not isinstance(name, str) or name not in catalog.LLAMA_SIZES:
+        raise bad("", name, f"one of {sorted(catalog.LLAMA_SIZES)} or a table of d_model, n_layers, n_heads, ...")
+    return name
+
+
+LlamaSize = Annotated[
+    Annotated[Annotated[Any, AfterValidator(_known_llama_size)], Tag("size-name")]
+    | Annotated[LlamaShapeTable, Tag("size-table")],
+    Discriminator(_size_tag),
+]
+
+
+class _LlamaParamsBase(Model):
+    """Workload parameters shared by every size (``trials.workloads.llama.LlamaConfig``)."""
+
+    if TYPE_CHECKING:  # fields generated from the card's parameters
+        corpus: str | None = None
+        vocab_size: int | None = None
+        tie_embeddings: bool | None = None
+        rope_theta: float | None = None
+        norm_eps: float | None = None
+        eval_batch_size: int | None = None
+        val_fraction: float | None = None
+        dtype: str | None = None
+        compile: bool | None = None
+
+
+if TYPE_CHECKING:
+    LlamaParams = _LlamaParamsBase
+else:
+    LlamaParams = _generated(
+        "LlamaParams", _LlamaParamsBase, tuple(p for p in _LLAMA.params if p.name != "corpus"),
+        corpus=(Annotated[Any, AfterValidator(_corpus_exists)], None),
+    )
+
+
+class LlamaWorkload(Model):
+    card: ClassVar[catalog.WorkloadCard] = _LLAMA
+
+    name: Literal["llama"]
+    params: LlamaParams = LlamaParams()
+    sizes: Axis[LlamaSize] = [str(_LLAMA.default_size)]
+
+    def model_sizes(self) -> list[ModelSize]:
+        shared = {k: v for k, v in self.params if v is not None}
+        out = []
+        for s in self.sizes:
+            shape = dict(catalog.LLAMA_SIZES[s]) if isinstance(s, str) else s.shape()
+            label = s if isinstance(s, str) else "L{n_layers}-d{d_model}-h{n_heads}-kv{n_kv_heads}-f{ffn_hidden}-ctx{context}".format(**shape)
+            params = {"size": s} if isinstance(s, str) else s.given()
+            out.append(ModelSize(label=label, params={**params, **shared}, n_params=catalog.llama_param_count(**shape),
+                                 block_size=shape["context"], shape=shape))
+        return out
+
+    def corpus(self) -> CorpusFacts:
+        return corpus_facts(self.params.corpus)
+
+    def vocab_size(self) -> int:
+        """The embedding rows a trial will build (the manifest's or the corpus's default unless set)."""
+        if self.params.vocab_size is not None:
+            return int(self.params.vocab_size)
+        facts = self.corpus()
+        if facts.kind == "text":
+            return facts.min_vocab or catalog.CHAR_VOCAB
+        return facts.manifest_vocab or catalog.DEFAULT_SHARD_VOCAB
+
+    def val_fraction(self) -> float:
+        value = self.params.val_fraction
+        return float(value) if value is not None else float(_LLAMA.param("val_fraction").default)  # type: ignore[union-attr]
+
+    def total_params(self, size: ModelSize) -> int:
+        return catalog.llama_param_count(**size.shape, vocab_size=self.vocab_size(), non_embedding=False,
+                                         tie_embeddings=bool(self.params.tie_embeddings))
+
+    def activation_bytes(self, size: ModelSize, batch_size: int) -> int:
+        return catalog.llama_activation_bytes(**size.shape, vocab_size=self.vocab_size(), batch_size=batch_size)
+
+
+WORKLOAD_MODELS: dict[str, type[Model]] = {"char_gpt": CharGPTWorkload, "linreg": LinRegWorkload,
+                                           "llama": LlamaWorkload}
+Workload = Annotated[CharGPTWorkload | LinRegWorkload | LlamaWorkload, Field(discriminator="name")]

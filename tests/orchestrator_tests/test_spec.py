@@ -9,6 +9,7 @@ import tomllib
 import yaml
 
 from orchestrator.spec import SpecError, gpt_param_count, load_spec, parse_spec, spec_hash
+from tests._examples import load_example
 from trials.errors import ConfigError
 
 HERE = Path(__file__).parent
@@ -101,7 +102,7 @@ def test_top_level_must_be_a_table(tmp_path: Path) -> None:
 def test_every_example_loads_and_plans(path: Path) -> None:
     from orchestrator.planner import plan
 
-    the_plan = plan(load_spec(path))
+    the_plan = plan(load_example(path))
     assert the_plan.lineages
     assert 0 < the_plan.planned_flops < the_plan.naive_flops
 

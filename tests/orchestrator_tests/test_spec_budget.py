@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from orchestrator.planner import plan
-from orchestrator.spec import SpecError, load_spec, parse_spec
+from orchestrator.spec import SpecError, parse_spec
 from orchestrator.spec import budget as budget_module
+from tests._examples import load_example
 from trials.catalog import gpt_param_count
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
@@ -87,7 +88,7 @@ def test_compute_lower_bound_at_its_boundary_equals_a_schedule_free_plan() -> No
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_the_compute_bound_is_a_lower_bound_of_every_example_plan(path: Path) -> None:
-    loaded = load_spec(path)
+    loaded = load_example(path)
     bound = sum(6.0 * size.n_params * size.tokens_per_step(batch) * steps
                 * budget_module._trunks_per_size_and_batch(loaded)
                 for (i, batch), steps in budget_module._longest_steps(loaded).items()

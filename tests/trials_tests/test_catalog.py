@@ -277,6 +277,12 @@ def test_what_a_workload_card_accepts_the_config_accepts(name: str) -> None:
 
     def trial_ok(key: str, value: Any) -> bool:
         context = {"n_head": 1} if key == "n_embd" else {}  # n_embd must be a multiple of n_head (the spec checks)
+        if name == "llama" and key in ("d_model", "n_heads", "n_kv_heads"):  # cross-field: the spec checks
+            context = {"d_model": 64, "n_heads": 1, "n_kv_heads": 1} | (
+                {"n_heads": value} if key == "n_kv_heads" and isinstance(value, int) else {})
+            if key == "d_model" and isinstance(value, int) and value % 2:  # an odd head size: no RoPE pairs
+                shape = catalog.llama_shape("nano", {"d_model": value, "n_heads": 1, "n_kv_heads": 1})
+                return catalog.llama_shape_problem(shape) is not None
         try:
             config(**{**context, key: value})
         except (ConfigError, TypeError, ValueError, KeyError):

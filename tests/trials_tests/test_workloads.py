@@ -48,6 +48,8 @@ CONTRACT = {
     "linreg": lambda seed: build_workload("linreg", seed=seed, batch_size=4, dim=50),
     "char_gpt": lambda seed: build_workload("char_gpt", seed=seed, batch_size=4, size="nano",
                                             block_size=16, eval_batches=2, eval_batch_size=4),
+    "llama": lambda seed: build_workload("llama", seed=seed, batch_size=4, size="nano",
+                                         context=16, eval_batches=2, eval_batch_size=4),
 }
 
 
@@ -63,7 +65,10 @@ class TestWorkloadContract:
         assert w.name == name
         assert isinstance(w.n_params, int) and w.n_params > 0
         assert isinstance(w.tokens_per_step, int) and w.tokens_per_step > 0
-        assert w.flops_per_step == pytest.approx(6.0 * w.n_params * w.tokens_per_step)
+        if name == "llama":  # 6 (N + d vocab) + the attention term (docs/llama.md)
+            assert w.flops_per_step == w.tokens_per_step * (6 * (w.n_params + 64 * w.corpus.vocab_size) + 12 * 2 * 16 * 64)
+        else:
+            assert w.flops_per_step == pytest.approx(6.0 * w.n_params * w.tokens_per_step)
 
     def test_train_loss_is_a_function_of_seed_and_step(self, name):
         a, b, c = CONTRACT[name](3), CONTRACT[name](3), CONTRACT[name](4)
@@ -72,7 +77,7 @@ class TestWorkloadContract:
         assert torch.equal(a.train_loss(7), b.train_loss(7))
         assert a.train_loss(7).item() == a.train_loss(7).item()
         assert a.train_loss(7).item() != a.train_loss(8).item()
-        if name == "char_gpt":  # different seed: different init and different data
+        if name in ("char_gpt", "llama"):  # different seed: different init and different data
             assert a.train_loss(7).item() != c.train_loss(7).item()
             assert not torch.equal(a.batch(7)[0], c.batch(7)[0])
         else:  # linreg starts at w = 0 for every seed; only the data differs
@@ -112,7 +117,7 @@ class TestWorkloadContract:
 
 # =========================================================================== registry errors
 def test_unknown_workload_name_lists_registry():
-    with pytest.raises(ConfigError, match=r"workload.name must be one of \['char_gpt', 'linreg'\], an installed plugin "
+    with pytest.raises(ConfigError, match=r"workload.name must be one of \['char_gpt', 'linreg', 'llama'\], an installed plugin "
                                          r"\(entry points 'lrsweep.workloads': .*\) or 'package.module:Object', got 'gtp'"):
         build_workload("gtp", seed=0, batch_size=1)
 
@@ -338,7 +343,7 @@ def test_shard_header_size_mismatch_rejected(tmp_path):
     write_shard(tmp_path / "x.bin", np.arange(600), header=True)
     with open(tmp_path / "x.bin", "ab") as f:
         f.write(b"\0\0")
-    with pytest.raises(ConfigError, match=r"workload.corpus must be a shard of 2224 bytes"):
+    with pytest.raises(ConfigError, match=r"workload.corpus must be a shard holding the 600 tokens its header claims \(2,224 bytes\); the file has 2,226"):
         read_shard(tmp_path / "x.bin")
 
 

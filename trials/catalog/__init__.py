@@ -25,12 +25,18 @@ from trials.catalog.workloads import (
     CHINCHILLA_TOKENS_PER_PARAM,
     DEFAULT_SHARD_VOCAB,
     GPT_SIZES,
+    LLAMA_SIZES,
     SHIPPED_CORPUS_TOKENS,
     WORKLOADS,
     WorkloadCard,
     gpt_activation_bytes,
     gpt_param_count,
     linreg_activation_bytes,
+    llama_activation_bytes,
+    llama_flops_per_token,
+    llama_param_count,
+    llama_shape,
+    llama_shape_problem,
 )
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "COMMON_PARAMS",
     "DEFAULT_SHARD_VOCAB",
     "GPT_SIZES",
+    "LLAMA_SIZES",
     "OPTIMIZERS",
     "REQUIRED",
     "SCHEDULES",
@@ -58,6 +65,11 @@ __all__ = [
     "gpt_activation_bytes",
     "gpt_param_count",
     "linreg_activation_bytes",
+    "llama_activation_bytes",
+    "llama_flops_per_token",
+    "llama_param_count",
+    "llama_shape",
+    "llama_shape_problem",
     "schedule_free_names",
 ]
 

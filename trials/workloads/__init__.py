@@ -4,10 +4,11 @@
 >>> round(w.eval_loss(), 4)  # excess risk at w = 0: 1/2 sum_i i^-4 over i <= 100
 0.5412
 
-Registry names: ``linreg`` (:class:`LinReg`, power-law linear regression) and ``char_gpt``
-(:class:`CharGPT`, a small GPT on characters or token shards). Any other name is a plugin
-(:mod:`trials.workloads.plugin_loader`; the contract: :mod:`trials.workloads.plugin` and
-``docs/workloads.md``).
+Registry names: ``linreg`` (:class:`LinReg`, power-law linear regression), ``char_gpt``
+(:class:`CharGPT`, a small GPT on characters or token shards) and ``llama``
+(:class:`LlamaWorkload`, a Llama-style decoder on token shards, ``docs/llama.md``). Any other
+name is a plugin (:mod:`trials.workloads.plugin_loader`; the contract:
+:mod:`trials.workloads.plugin` and ``docs/workloads.md``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from trials.workloads.corpus import Corpus, TokenStream, load_corpus
 from trials.workloads.gpt import GPT, GPT_SIZES, GPTConfig
 from trials.workloads.linreg import LinearPredictor, LinReg, LinRegConfig
 from trials.workloads.linreg_recursion import expected_risk_recursion, power_law_problem
+from trials.workloads.llama import LlamaConfig, LlamaWorkload
+from trials.workloads.llama_model import Llama, LlamaShape
 from trials.workloads.plugin import ENTRY_POINT_GROUP, PluginError, PluginWorkload, WorkloadPlugin
 from trials.workloads.shards import read_shard, write_shard
 
@@ -37,6 +40,10 @@ __all__ = [
     "LinReg",
     "LinRegConfig",
     "LinearPredictor",
+    "Llama",
+    "LlamaConfig",
+    "LlamaShape",
+    "LlamaWorkload",
     "PluginError",
     "PluginWorkload",
     "TokenStream",
@@ -52,7 +59,7 @@ __all__ = [
     "write_shard",
 ]
 
-WORKLOADS: dict[str, type[Workload]] = {cls.name: cls for cls in (LinReg, CharGPT)}
+WORKLOADS: dict[str, type[Workload]] = {cls.name: cls for cls in (LinReg, CharGPT, LlamaWorkload)}
 
 
 def build_workload(name: str, *, seed: int, batch_size: int, device: str = "cpu", **params: Any) -> Workload:
@@ -65,7 +72,7 @@ def build_workload(name: str, *, seed: int, batch_size: int, device: str = "cpu"
         batch_size: samples (linreg) or sequences (GPT) per update.
         device: torch device for the model and batches.
         **params: fields of the workload's config dataclass (:class:`LinRegConfig`,
-            :class:`CharGPTConfig`).
+            :class:`CharGPTConfig`, :class:`LlamaConfig`).
     """
     if name not in WORKLOADS:
         from trials.workloads.plugin_loader import load_plugin

@@ -5,7 +5,9 @@
 - ``None``: the shipped Shakespeare (``data/shakespeare.txt.gz``, see ``data/README.md``);
 - a path to a text file (``.gz`` is decompressed): a character-level vocabulary, the sorted set
   of characters in the file (nanoGPT's ``shakespeare_char`` convention), one id per character;
-- a directory, a glob, or a single ``.bin`` file of uint16 token shards (:mod:`.shards`).
+- a directory, a glob, or a single ``.bin`` file of token shards (:mod:`.shards`); a directory
+  that ``lrsweep data prepare`` wrote holds a ``manifest.json`` whose vocabulary size is the
+  default ``vocab_size`` (``docs/data.md``).
 
 Held-out split: for text, and for shards without a validation file, the *last* ``val_fraction``
 of the token stream; shards whose file name contains ``val`` (``val.bin``,
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from trials.errors import ConfigError
+from trials.shard_format import read_manifest
 from trials.workloads.shards import read_shard
 
 __all__ = ["Corpus", "TokenStream", "load_corpus", "SHIPPED_CORPUS", "DEFAULT_SHARD_VOCAB"]
@@ -135,6 +138,12 @@ def load_corpus(corpus: str | os.PathLike[str] | None, *, val_fraction: float = 
         files = sorted(path.glob("*.bin"))
         if not files:
             raise ConfigError("workload.corpus", given, "a text file, or a directory holding .bin token shards")
+        try:
+            manifest = read_manifest(path)
+        except ValueError as exc:
+            raise ConfigError("workload.corpus", given, str(exc).split(" must be ", 1)[-1]) from exc
+        if vocab_size is None and manifest is not None:
+            vocab_size = int(manifest["vocab_size"])
         return _shard_corpus(given, files, val_fraction, vocab_size)
     if not path.is_file() or not os.access(path, os.R_OK):
         raise ConfigError("workload.corpus", given, "an existing readable file")

@@ -1,10 +1,10 @@
-"""Token shards: the ``.bin`` files nanoGPT and modded-nanogpt write (uint16 token ids).
+"""Token shards: the ``.bin`` files nanoGPT and modded-nanogpt write, and ``lrsweep data prepare``.
 
-Two layouts are read, told apart by the first int32 of the file:
+Two layouts are read, told apart by the first int32 of the file (:mod:`trials.shard_format`):
 
-- **modded-nanogpt / llm.c**: a header of 256 int32 (``[0] = 20240520`` magic, ``[1] = 1``
-  version, ``[2]`` = number of tokens), then the tokens as little-endian uint16. The file size
-  must equal ``1024 + 2 * n_tokens``.
+- **modded-nanogpt / llm.c**: a header of 256 int32 (``[0] = 20240520`` magic, ``[1]`` version,
+  ``[2]`` = number of tokens), then the tokens: version 1 uint16, version 2 uint32 (for
+  vocabularies over 65,536). The file size must equal ``1024 + itemsize * n_tokens``.
 - **nanoGPT** (``data/*/prepare.py``): a raw headerless uint16 array (``train.bin``, ``val.bin``).
 
 A raw file whose first two tokens happen to spell the magic (ids 0x4D48 = 19784 then 0x0135 = 309)
@@ -15,50 +15,45 @@ Tokens are memory-mapped, never read whole.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from trials.errors import ConfigError
+from trials.shard_format import HEADER_INTS, SHARD_MAGIC, shard_layout
 
 __all__ = ["SHARD_MAGIC", "SHARD_VERSION", "HEADER_INTS", "read_shard", "write_shard"]
 
-SHARD_MAGIC = 20240520
-SHARD_VERSION = 1
-HEADER_INTS = 256
+SHARD_VERSION = 1  # uint16; 2 is uint32
 
 
 def read_shard(path: str | os.PathLike[str]) -> np.ndarray:
-    """Memory-map the tokens of one shard as a read-only uint16 array (either layout)."""
-    path = Path(path)
-    size = path.stat().st_size
-    if size >= 4 * HEADER_INTS:
-        header = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
-        if header[0] == SHARD_MAGIC:
-            if header[1] != SHARD_VERSION:
-                raise ConfigError("workload.corpus", str(path), f"a shard of version {SHARD_VERSION}, header says {int(header[1])}")
-            n = int(header[2])
-            if size != 4 * HEADER_INTS + 2 * n:
-                raise ConfigError("workload.corpus", str(path),
-                                  f"a shard of {4 * HEADER_INTS + 2 * n} bytes as its header's {n} tokens imply, file has {size}")
-            if n == 0:
-                return np.zeros(0, dtype=np.uint16)
-            return np.memmap(path, dtype="<u2", mode="r", offset=4 * HEADER_INTS, shape=(n,))
-    if size % 2:
-        raise ConfigError("workload.corpus", str(path), "a uint16 token shard (even byte count)")
-    if size == 0:
-        return np.zeros(0, dtype=np.uint16)
-    return np.memmap(path, dtype="<u2", mode="r")
+    """Memory-map the tokens of one shard as a read-only uint16 or uint32 array (either layout)."""
+    layout = shard_layout(path)
+    if layout.problem is not None:
+        raise ConfigError("workload.corpus", os.fspath(path), layout.problem)
+    if layout.n_tokens == 0:
+        return np.zeros(0, dtype=layout.dtype)
+    return np.memmap(path, dtype=layout.dtype, mode="r", offset=layout.offset, shape=(layout.n_tokens,))
 
 
-def write_shard(path: str | os.PathLike[str], tokens: np.ndarray, *, header: bool = True) -> None:
-    """Write token ids (all < 65536) as a shard: with the modded-nanogpt header, or raw."""
+def write_shard(path: str | os.PathLike[str], tokens: np.ndarray, *, header: bool = True,
+                uint32: bool | None = None) -> None:
+    """Write token ids as a shard: with the modded-nanogpt header, or raw uint16.
+
+    ``uint32`` (default: only when an id exceeds 65,535) writes version 2, uint32 tokens.
+    """
     tokens = np.asarray(tokens)
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= 2**16):
-        raise ConfigError("tokens", f"range [{tokens.min()}, {tokens.max()}]", "token ids in [0, 65535]")
+    top = int(tokens.max()) if tokens.size else 0
+    if tokens.size and (tokens.min() < 0 or top >= 2**32):
+        raise ConfigError("tokens", f"range [{tokens.min()}, {top}]", "token ids in [0, 2^32)")
+    wide = top >= 2**16 if uint32 is None else uint32
+    if wide and (not header or top >= 2**32):
+        raise ConfigError("tokens", top, "token ids below 65536 in a raw (headerless) shard")
+    if not wide and top >= 2**16:
+        raise ConfigError("tokens", top, "token ids below 65536 in a uint16 shard")
     with open(path, "wb") as f:
         if header:
             head = np.zeros(HEADER_INTS, dtype="<i4")
-            head[:3] = (SHARD_MAGIC, SHARD_VERSION, tokens.size)
+            head[:3] = (SHARD_MAGIC, 2 if wide else SHARD_VERSION, tokens.size)
             f.write(head.tobytes())
-        f.write(tokens.astype("<u2").tobytes())
+        f.write(tokens.astype("<u4" if wide else "<u2").tobytes())
