@@ -11,7 +11,7 @@ on a whole training step can be read off (``train_step_ratio``).
     python benchmarks/optimizers.py [--size micro] [--batch 16] [--steps 10] [--rounds 3]
 
 Prints JSON. Newton–Schulz runs in float32 on CPU (the optimizers' CPU default; bfloat16 is
-emulated there, PLATFORM-NOTES).
+emulated there, docs/platform.md §3).
 """
 
 from __future__ import annotations
