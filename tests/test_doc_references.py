@@ -15,6 +15,7 @@ git ls-files and regular expressions only: well under a second.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from functools import cache
@@ -22,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parents[1]
 SELF = "tests/test_doc_references.py"
+_NOT_SOURCE = ("__pycache__", ".egg-info", "lrsweep-results")
 SUFFIXES = (".py", ".toml", ".md", ".yaml", ".yml", ".sh", ".sbatch")
 
 URL = re.compile(r"(?<![\w+.-])[A-Za-z][\w+.-]*://\S+")
@@ -37,7 +39,16 @@ NEVER_IN_REPO = re.compile(r"(?<![\w-])NOTES\s*§|\bALGORITHMS(?:-NOTES)?\b|\bPL
 
 @cache
 def tracked() -> frozenset[str]:
-    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    """The repository's files: ``git ls-files``, or, in a copy without git metadata (a source
+    archive), every file outside hidden, cache and build folders."""
+    try:
+        out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        found = []
+        for folder, dirs, names in os.walk(ROOT):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and not d.endswith(_NOT_SOURCE)]
+            found += [(Path(folder) / n).relative_to(ROOT).as_posix() for n in names]
+        return frozenset(found)
     return frozenset(p for p in out.splitlines() if (ROOT / p).exists())
 
 
