@@ -54,7 +54,8 @@ def log_residuals(
     """Residuals log L − log L̂ over all curves, and their Jacobian (n, p) in θ.
 
     A prediction <= 0 has no log: it gets a residual of −_PENALTY_LOG (a huge Huber loss the
-    trust region backs away from) and a zero Jacobian row (NOTES §7.1: "a large penalty").
+    trust region backs away from) and a zero Jacobian row (docs/equations.md §7.1: "a large
+    penalty").
     """
     pred, dpred = np.concatenate(preds), np.hstack(dpreds)
     ok = pred > 0

@@ -1,7 +1,7 @@
 """The schedule-dependent terms of the loss-curve laws, computed from the full per-step LR.
 
 Index convention (both laws, as in the multi-power-law reference code ``src/models.py``,
-ALGORITHMS-NOTES §7.2): ``lr_seq[i]`` is the LR of update ``i`` (``i = 0, 1, …``, warmup
+docs/equations.md §7.2): ``lr_seq[i]`` is the LR of update ``i`` (``i = 0, 1, …``, warmup
 included) and the loss logged at step ``s`` is predicted from ``lr_seq[0..s]``:
 
 - forward area ``S1(s) = P[s]``, ``P = cumsum(lr_seq)`` (warmup area included, so
@@ -9,9 +9,9 @@ included) and the loss logged at step ``s`` is predicted from ``lr_seq[0..s]``:
 - multi-power loss drop (sign folded into the gap, negative for LR decreases)
   ``LD(s) = Σ_{k=1}^{s} (η_k − η_{k−1}) · G(η_k^(−γ) · (P[s] − P[k−1]))``,
   ``G(x) = 1 − (1 + C·x)^(−β)``; the law is ``L0 + A·S1^(−α) + B·LD``;
-- annealing area (Tissue et al., NOTES §7.1) ``S2(s) = Σ_{i=1}^{s} m_i``,
+- annealing area (Tissue et al., docs/equations.md §7.1) ``S2(s) = Σ_{i=1}^{s} m_i``,
   ``m_i = λ·m_{i−1} + Δ_i``, ``m_0 = 0``, with ``Δ_i = η_{i−1} − η_i`` counted only after
-  warmup (for ``i`` past the first step at the peak LR; NOTES §7.1 (i)).
+  warmup (for ``i`` past the first step at the peak LR; docs/equations.md §7.1).
 
 Only the *evaluation* steps may be sub-sampled; the LR sequence is always used in full.
 """
@@ -178,6 +178,6 @@ def annealing_areas(lr: np.ndarray, decay: float) -> tuple[np.ndarray, np.ndarra
     """
     delta = np.zeros_like(lr)
     delta[1:] = lr[:-1] - lr[1:]
-    delta[: int(np.argmax(lr)) + 1] = 0.0  # differences start after warmup (NOTES §7.1 (i))
+    delta[: int(np.argmax(lr)) + 1] = 0.0  # differences start after warmup (docs/equations.md §7.1)
     momentum = lfilter([1.0], [1.0, -decay], delta)
     return np.cumsum(lr), np.cumsum(momentum)

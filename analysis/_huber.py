@@ -2,7 +2,7 @@
 
 All laws in :mod:`analysis.scaling` and :mod:`analysis.curves` minimise
 ``Σ_i Huber_δ(log L_i − log L̂_i)`` with δ = 1e-3 (Hoffmann et al. 2022, approach 3; Epoch AI's
-replication sums, not averages, over points — ALGORITHMS-NOTES §8.1).
+replication sums, not averages, over points — docs/equations.md §8.1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The log-space "sum of power laws plus a constant" fit shared by the Chinchilla and data laws.
 
-Model: ``L̂ = E + Σ_j A_j · x_j^(−κ_j)``, parametrised as ALGORITHMS §4 / NOTES §8.1 do:
+Model: ``L̂ = E + Σ_j A_j · x_j^(−κ_j)``, parametrised as docs/equations.md §8.1 does:
 ``θ = (c_1 … c_k, e, κ_1 … κ_k)`` with ``c_j = log A_j``, ``e = log E``, and
 
     log L̂ = LSE(c_1 − κ_1·log x_1, …, c_k − κ_k·log x_k, e)

@@ -3,7 +3,7 @@
 The fits solve problems of a few parameters over tens to thousands of points: BLAS threads
 cost more to wake than the arithmetic they share. On a busy machine (a node running a sweep,
 two processes on two cores) the default one-thread-per-core OpenBLAS made the Chinchilla fit
-on Epoch AI's data take 2.6–15 s against 1.2 s with one thread (PLATFORM-NOTES, "BLAS threads
+on Epoch AI's data take 2.6–15 s against 1.2 s with one thread (docs/platform.md §5, "BLAS threads
 on a busy machine"). So every public fit runs inside :func:`single_blas_thread`, whatever the
 caller's environment says; the limit is restored on exit (threadpoolctl), so a caller's own
 numpy work keeps its threads. Entering costs ~0.3 ms (it rescans the loaded libraries, which

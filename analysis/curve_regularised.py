@@ -1,5 +1,5 @@
 """The multi-power law's reference fitting procedure (Luo et al. 2025, arXiv 2503.12811), in
-numpy/scipy: the fit its authors publish their numbers with (ALGORITHMS-NOTES §7.2).
+numpy/scipy: the fit its authors publish their numbers with (docs/equations.md §7.2).
 
 1. **Proxy start.** The 4-parameter proxy ``L0 + A·S1^(−α) − B·(η_peak − η_s)`` is fitted by
    L-BFGS-B (bounds ≥ 0, scipy's forward-difference gradient with step 1e-8 — evaluated here

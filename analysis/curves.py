@@ -1,4 +1,4 @@
-"""Loss-curve laws across LR schedules: fit on a few curves, predict any schedule (NOTES §7).
+"""Loss-curve laws across LR schedules: fit on a few curves, predict any schedule (docs/equations.md §7).
 
 - :func:`fit_multi_power` — the multi-power law (Luo et al. 2025, arXiv 2503.12811, §7.2)
   ``L(s) = L0 + A·S1(s)^(−α) + B·LD(s)`` with the reference code's index convention (see
@@ -57,7 +57,7 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class MultiPowerFit:
-    """A fitted multi-power law ``L(s) = L0 + A·S1^(−α) + B·LD(s)`` (NOTES §7.2).
+    """A fitted multi-power law ``L(s) = L0 + A·S1^(−α) + B·LD(s)`` (docs/equations.md §7.2).
 
     Attributes:
         L0, A, alpha, B, C, beta, gamma: the law's parameters (LR units as fitted).
@@ -98,7 +98,7 @@ class MultiPowerFit:
 
 @dataclass(frozen=True, kw_only=True)
 class LRAnnealingFit:
-    """A fitted LR-annealing law ``L(s) = L0 + A·S1^(−α) − C·S2`` (NOTES §7.1).
+    """A fitted LR-annealing law ``L(s) = L0 + A·S1^(−α) − C·S2`` (docs/equations.md §7.1).
 
     Attributes:
         L0, A, alpha, C: the law's parameters (LR units as fitted).
@@ -133,7 +133,7 @@ class LRAnnealingFit:
 
 
 def annealing_areas(lr_seq: np.ndarray, decay: float = 0.999) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step forward area S1 and annealing area S2 of the LR-annealing law (NOTES §7.1).
+    """Per-step forward area S1 and annealing area S2 of the LR-annealing law (docs/equations.md §7.1).
 
     ``S1(s) = Σ_{i≤s} η_i``; ``m_0 = 0``, ``m_i = λ·m_{i−1} + (η_{i−1} − η_i)`` with the
     differences counted only after the first step at the peak LR; ``S2(s) = Σ_{i≤s} m_i``.
@@ -209,7 +209,7 @@ def refit(
 def fit_multi_power(
     curves: Sequence[Curve], *, delta: float = 1e-3, n_polish: int = 4, keep: int = 2
 ) -> MultiPowerFit:
-    """Fit the multi-power law to one or more training curves (NOTES §7.2).
+    """Fit the multi-power law to one or more training curves (docs/equations.md §7.2).
 
     Starts: α ∈ {0.2, …, 1.0} × C ∈ {0.5, 2, 8} × β ∈ {0.3, 0.6} × γ ∈ {0.3, 0.6}, with
     (L0, A, B) solved by non-negative least squares on the loss for each; the ``n_polish``
@@ -233,7 +233,7 @@ def fit_lr_annealing(
     n_polish: int = 3,
     keep: int = 2,
 ) -> LRAnnealingFit:
-    """Fit the LR-annealing law to one or more training curves (NOTES §7.1).
+    """Fit the LR-annealing law to one or more training curves (docs/equations.md §7.1).
 
     Starts: α ∈ {0.1, 0.2, …, 1.2} with (L0, A, C) solved by non-negative least squares for
     each; the ``n_polish`` best are screened and the ``keep`` best optimised with bounds

@@ -11,7 +11,7 @@ A candidate (a setting without its seed, with one weights variant; :mod:`analysi
 - **horizon-aware** otherwise: ``cosine`` and ``linear`` train one run per horizon, each WSD
   cooldown (Hägele et al. 2024, arXiv 2405.18392) is placed for its horizon, and an SWA whose
   window starts at a *fraction* of the horizon (``swa@0.5``) must know the horizon before it
-  starts averaging (ALGORITHMS.md §3). An unknown schedule name counts as horizon-aware: it is
+  starts averaging (docs/equations.md §6.2). An unknown schedule name counts as horizon-aware: it is
   never claimed to be anytime without evidence.
 
 The horizon-aware candidates form the **per-horizon tuned envelope**: at each horizon T,

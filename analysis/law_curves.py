@@ -5,7 +5,7 @@ it *whole*: a WSD cooldown branch's rows include the shared trunk's rows before 
 older store without ``setting_id`` in ``curves`` keeps only the cooldown's own rows on a branch;
 then the parent's rows before ``fork_step`` (from ``lineages``) are put in front.
 
-The laws need the LR of *every* update from step 0 (ALGORITHMS-NOTES §9.12), never one
+The laws need the LR of *every* update from step 0 (docs/equations.md §7.3), never one
 interpolated between logged rows. It comes from the train rows' ``lr`` column when they were
 logged at every step (the LR actually used), else from ``lr_sequences`` (``{curve key:
 array}``, rebuilt by the caller from the schedule: ``orchestrator.reporting`` uses

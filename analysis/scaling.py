@@ -1,18 +1,19 @@
 """Scaling-law fits: the Chinchilla law L(N, D) and the data law L(D) of one model.
 
 - :func:`fit_chinchilla` — ``L(N, D) = E + A/N^alpha + B/D^beta``, Hoffmann et al. 2022
-  approach 3 exactly as Epoch AI replicated it (ALGORITHMS §4, ALGORITHMS-NOTES §8.1–8.2):
+  approach 3 exactly as Epoch AI replicated it (docs/equations.md §8.1–8.2):
   log-space LSE parametrisation, objective ``Σ Huber_δ(log L − log L̂)`` (a sum, δ = 1e-3),
   L-BFGS from the 4,500-point grid of starts, lowest objective wins. It reaches the same optimum
   as the plain method in well under a second (see ``analysis._power_sum`` for how, and
   ``benchmarks/chinchilla_fit.py`` for the comparison).
-- :func:`fit_data_law` — ``L(D) = E + B/D^beta`` (NOTES §8.3), same objective, bounded
+- :func:`fit_data_law` — ``L(D) = E + B/D^beta`` (docs/equations.md §8.3), same objective, bounded
   ``E ∈ (0, min L)``.
 
 Both report the objective, the winning start and, with ``bootstrap > 0``, percentile confidence
 intervals from refits on data points resampled with replacement; derived quantities (the
-compute-optimal exponents) are computed per replicate, not from the point estimate (NOTES §8.4),
-and the replicates are kept so a prediction band can be drawn (:meth:`DataLawFit.band`).
+compute-optimal exponents) are computed per replicate, not from the point estimate
+(docs/equations.md §8.4), and the replicates are kept so a prediction band can be drawn
+(:meth:`DataLawFit.band`).
 
 Honesty (:mod:`analysis.fit_checks`): a law of p parameters is refused on fewer than p + 1
 points (:class:`~analysis.fit_checks.FitRefused`), and a fit whose ``E`` or an exponent sits on a
@@ -185,7 +186,7 @@ def fit_chinchilla(
 
 
 def _data_law_starts(log_d: np.ndarray, loss: np.ndarray) -> np.ndarray:
-    """Starts (b, e, beta): beta ∈ {0.1, …, 1}, E ∈ {0.5, …, 0.95}·min L (NOTES §8.3).
+    """Starts (b, e, beta): beta ∈ {0.1, …, 1}, E ∈ {0.5, …, 0.95}·min L (docs/equations.md §8.3).
 
     b is not gridded but profiled: the least-squares b of log(L − E) = b − beta·log D, which
     puts every start on the data whatever the units of D.
@@ -210,7 +211,7 @@ def fit_data_law(
     ci_level: float = 0.95,
     n_polish: int = 8,
 ) -> DataLawFit:
-    """Fit ``L(D) = E + B/D^beta`` for one model (NOTES §8.3).
+    """Fit ``L(D) = E + B/D^beta`` for one model (docs/equations.md §8.3).
 
     Same objective as :func:`fit_chinchilla`; L-BFGS-B with bounds ``E ∈ (0, min L]``,
     ``beta ≥ 0`` from a grid of 60 starts (:func:`_data_law_starts`), the best ``n_polish``

@@ -57,7 +57,7 @@ class ChinchillaFit:
         return self.E + self.A * N ** (-self.alpha) + self.B * D ** (-self.beta)
 
     def optimal_allocation(self, C: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) minimising L under C = 6·N·D (NOTES §8.1).
+        """(N_opt, D_opt) minimising L under C = 6·N·D (docs/equations.md §8.1).
 
         N_opt = G·(C/6)^(beta/(alpha+beta)), D_opt = G⁻¹·(C/6)^(alpha/(alpha+beta)),
         G = (alpha·A/(beta·B))^(1/(alpha+beta)).

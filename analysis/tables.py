@@ -1,10 +1,10 @@
 """Validation and normalisation of the results frames the store hands to the analysis.
 
 The store (``orchestrator.store``) gives three pandas frames — ``lineages``, ``curves`` and
-``final_losses`` (DESIGN.md, "Results store"). Every public function of :mod:`analysis` takes
+``final_losses`` (docs/store.md). Every public function of :mod:`analysis` takes
 them as given, validates them here, and works on a normalised copy: dictionary columns that
-pyarrow reads as ``category`` (PLATFORM-NOTES) become plain values, optional setting columns get
-neutral defaults, and a frame that cannot be analysed raises :class:`ResultsFrameError` naming
+pyarrow reads as ``category`` (docs/platform.md §4) become plain values, optional setting columns
+get neutral defaults, and a frame that cannot be analysed raises :class:`ResultsFrameError` naming
 the frame, the column and what was expected.
 
 It also defines what a *candidate* is (the unit the horizon analysis ranks): a setting minus
@@ -49,7 +49,7 @@ SETTING_COLUMNS: tuple[str, ...] = (
     "batch_size",
     "tokens_per_step",
 )
-"""A setting minus horizon and seed (DESIGN.md "setting"), inside a scope."""
+"""A setting minus horizon and seed (docs/design.md §1), inside a scope."""
 
 CANDIDATE_COLUMNS: tuple[str, ...] = (*SETTING_COLUMNS, "weights")
 """A candidate: a seed-free setting together with the weights variant evaluated."""
@@ -313,7 +313,7 @@ def train_curve(
 
     With ``lineages``, a forked branch (a WSD cooldown ``h=T``) is prefixed with its parent's
     rows before the fork step, so the LR sequence starts at step 0 as loss-curve laws need
-    (ALGORITHMS-NOTES §9.12). Several rows at one step (e.g. several weights) keep the first.
+    (docs/equations.md §7.3). Several rows at one step (e.g. several weights) keep the first.
 
     Raises:
         ResultsFrameError: no train rows for that lineage and branch.

@@ -1,6 +1,6 @@
 """Benchmark: lrsweep's Chinchilla fit against the plain approach-3 method, on the Epoch data.
 
-The plain method is the Epoch AI notebook's (ALGORITHMS-NOTES §8.1–8.2): scipy L-BFGS-B with
+The plain method is the Epoch AI notebook's (docs/equations.md §8.1–8.2): scipy L-BFGS-B with
 finite-difference gradients from every start of the 4,500-point grid, keeping the lowest
 objective. By default it runs every 10th start and scales its time by 10 (the best start is
 found by many starts, so the subsample reaches nearly the same objective); ``--full`` runs all.

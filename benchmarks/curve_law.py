@@ -194,7 +194,7 @@ def _ours(train: dict[str, list], test: dict) -> dict:
 
 
 def torch_proxy_start(train: list[tuple]) -> np.ndarray:
-    """Step 1 of the authors' recipe as first written here (ALGORITHMS-NOTES §7.2): the
+    """Step 1 of the authors' recipe as first written here (docs/equations.md §7.2): the
     135-start grid of the 4-parameter proxy, each start polished by L-BFGS-B."""
     from scipy.optimize import minimize
     from scipy.stats import linregress
@@ -291,7 +291,7 @@ def torch_adamw_phase(train: list[tuple], start: np.ndarray) -> tuple[list[float
 
 
 def reference_procedure(train: list[tuple]) -> tuple[MultiPowerFit, float]:
-    """The authors' fitting recipe (ALGORITHMS-NOTES §7.2) in torch, written from its
+    """The authors' fitting recipe (docs/equations.md §7.2) in torch, written from its
     description: an independent check of :func:`analysis.curve_regularised
     .fit_multi_power_regularised` (which the selection uses; numpy/scipy only)."""
     import torch

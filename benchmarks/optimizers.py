@@ -13,7 +13,7 @@ on a whole training step can be read off (``train_step_ratio``).
 ``--smoke`` (CI): the nano model, batch 4, 2 steps, one round; the same JSON keys.
 
 Prints JSON. Newton–Schulz runs in float32 on CPU (the optimizers' CPU default; bfloat16 is
-emulated there, PLATFORM-NOTES).
+emulated there, docs/platform.md §3).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ QUERIES = {
         "SELECT lineage_id, weights, loss FROM final_losses WHERE horizon = 1000 "
         "ORDER BY lineage_id, weights"
     ),
-    # PLATFORM-NOTES' figure: last eval loss per lineage with arg_max over the raw curves.
+    # docs/platform.md §4's figure: last eval loss per lineage with arg_max over the raw curves.
     "arg_max": (
         "SELECT lineage_id, arg_max(loss, step) AS final_loss FROM curves "
         "WHERE split = 'eval' AND weights = 'raw' GROUP BY lineage_id ORDER BY lineage_id"

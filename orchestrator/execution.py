@@ -152,8 +152,8 @@ def run_sweep(
         outcome.search = run_search(spec, store_root=store_root, grid_rows=grid_rows, address=address,
                                     max_concurrent=max_concurrent, progress=progress)
     # One file per table instead of one per segment keeps scans and `lrsweep query` fast
-    # (PLATFORM-NOTES: per-file overhead dominates full scans). Runs even with nothing to do, so
-    # a rerun finishes a compaction a crash interrupted; crash-safe and idempotent.
+    # (docs/platform.md §4: per-file overhead dominates full scans). Runs even with nothing to do,
+    # so a rerun finishes a compaction a crash interrupted; crash-safe and idempotent.
     results.compact(sweep_id)
     outcome.wall_time_s = time.perf_counter() - began
     return outcome

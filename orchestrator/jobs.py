@@ -3,7 +3,7 @@
 The job runs ``lrsweep run SPEC --address auto`` on the cluster, with a working directory that
 holds only the sweep file. The results store must be reachable from the cluster: an absolute
 path on a shared filesystem or a URI (s3://, gs://, ...). Ray 2.60 clusters use token
-authentication (PLATFORM-NOTES.md): the client sets ``RAY_AUTH_MODE=token`` when a token file or
+authentication (docs/platform.md §1): the client sets ``RAY_AUTH_MODE=token`` when a token file or
 ``RAY_AUTH_TOKEN`` is present.
 """
 

@@ -1,4 +1,4 @@
-"""Grid → lineages: the fewest training trajectories that answer a sweep (DESIGN.md, "lineage").
+"""Grid → lineages: the fewest training trajectories that answer a sweep (docs/design.md §4).
 
 A *setting* is one grid point minus the horizon (model size × batch × warmup × optimizer and its
 hyperparameters × peak LR × schedule and its parameters × seed). :func:`plan` expands the grid

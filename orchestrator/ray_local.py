@@ -1,6 +1,6 @@
 """Starting and joining Ray, pinned to loopback for every local default.
 
-PLATFORM-NOTES.md (measured here): Ray binds its servers to all interfaces and takes the
+docs/platform.md §1 (measured here): Ray binds its servers to all interfaces and takes the
 machine's network address as node IP unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is in the
 environment *before Ray starts*; with it every Ray socket binds to 127.0.0.1. This module sets
 that (and turns usage stats off) at import time, before ``ray`` is imported anywhere in the
@@ -126,7 +126,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpu
 
     Returns a description of what was started or joined. The embedded instance uses
     ``address="local"`` so a stale ``ray_current_cluster`` file can't make it join a dead
-    cluster (PLATFORM-NOTES.md).
+    cluster (docs/platform.md §1).
     """
     import ray
 

@@ -67,7 +67,7 @@ def _build(spec: LineageSpec, dp: DataParallel | None = None) -> _Components:
     hyper = dict(spec.optimizer_params)
     grad_clip = hyper.pop("grad_clip", None)
     named = list(workload.model.named_parameters())
-    if spec.rule == "schedule_free":  # schedule-free: warmup lives inside the optimizer (ALGORITHMS §2)
+    if spec.rule == "schedule_free":  # schedule-free: warmup lives inside the optimizer (docs/equations.md §1.2)
         hyper.setdefault("warmup_steps", spec.warmup)
     # the model itself: the Muon family routes tensors by module role (embedding, head, norm)
     optimizer = build_optimizer(spec.optimizer, workload.model, lr=spec.peak_lr, **hyper)
@@ -150,7 +150,7 @@ def _train_step(c: _Components, step: int, multiplier: float) -> float:
 def _update_averagers(c: _Components, averagers: AveragerSet, step: int) -> None:
     if not averagers.labels:
         return
-    if is_schedule_free(c.optimizer):  # average the evaluation point x, not y (NOTES §6.7)
+    if is_schedule_free(c.optimizer):  # average the evaluation point x, not y (docs/equations.md §6.5)
         with swapped_in(c.params, schedule_free_x(c.optimizer, c.params)):
             averagers.update(step)
     else:

@@ -19,7 +19,7 @@ values (RNG states are tensors), so nothing in a file planted in a shared store 
 code; a foreign, corrupt or other-lineage file is refused with one line naming it
 (:class:`CheckpointError`). Model weights are stored as the optimizer trains them (for
 schedule-free optimizers the point ``y``, in train mode), so resuming needs no mode switch and
-resume is bit-exact (an ``eval()``/``train()`` round trip is not, ALGORITHMS-NOTES §1.4).
+resume is bit-exact (an ``eval()``/``train()`` round trip is not, docs/equations.md §1.4).
 """
 
 from __future__ import annotations

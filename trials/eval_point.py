@@ -1,8 +1,8 @@
 """Evaluation points of schedule-free optimizers without disturbing training.
 
 Schedule-free keeps ``y`` in the parameters and ``z`` in the state; the evaluation point is
-``x = (y - (1 - beta) z) / beta`` (ALGORITHMS.md §2). ``optimizer.eval()``/``train()`` move the
-parameters there and back, but that round trip is not bit-exact (ALGORITHMS-NOTES §1.4), which
+``x = (y - (1 - beta) z) / beta`` (docs/equations.md §1.4). ``optimizer.eval()``/``train()`` move
+the parameters there and back, but that round trip is not bit-exact (docs/equations.md §1.4), which
 would make a run with more evaluations drift from one with fewer. Here ``x`` is computed into
 scratch tensors and ``y`` is restored by copy, so evaluating never changes the trajectory.
 """

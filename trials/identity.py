@@ -1,4 +1,4 @@
-"""Identity of trunks and branches: the one rule every entry point hashes by (DESIGN.md).
+"""Identity of trunks and branches: the one rule every entry point hashes by (docs/design.md §4).
 
 A **trunk** is one training trajectory. It is identified only by what determines its weights:
 the workload and its parameters (model size, data, how losses are measured), the optimizer and

@@ -1,4 +1,4 @@
-"""Settings → lineages: the one place the trunk/branch layout is computed (DESIGN.md, "lineage").
+"""Settings → lineages: the one place the trunk/branch layout is computed (docs/design.md §4).
 
 Every setting (one grid point minus the horizon) is answered at each of its horizons by a
 trunk (:mod:`trials.identity`) or by a cooldown branch of one:

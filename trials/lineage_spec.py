@@ -75,7 +75,7 @@ class BranchSpec:
         return self.end - self.fork_step
 
     def multiplier(self, step: int) -> float:
-        """The cooldown's LR multiplier for the update at ``step`` (ALGORITHMS.md §1, WSD)."""
+        """The cooldown's LR multiplier for the update at ``step`` (docs/equations.md §5.5)."""
         from trials.schedules import COOLDOWN_SHAPES
 
         q = min(1.0, (step - self.fork_step) / (self.end - self.fork_step))

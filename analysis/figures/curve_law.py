@@ -1,4 +1,4 @@
-"""Loss-curve-law figure: the multi-power law (Luo et al. 2025; ALGORITHMS.md §4) fitted on the
+"""Loss-curve-law figure: the multi-power law (Luo et al. 2025; docs/equations.md §7.2) fitted on the
 *eval* losses of some schedules with their exact per-step LR, chosen among its multi-start
 optima and its authors' regularised fit by leave-one-schedule-out error — or, with fewer than
 three fitted schedules, where that cannot discriminate, the regularised fit — (the rule of

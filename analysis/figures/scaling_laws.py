@@ -2,7 +2,7 @@
 band and extrapolation, and the Chinchilla law L(N, D) per family when there are ≥ 2 sizes.
 
 Points are each group's *envelope*: the best mean loss at each horizon over the group's other
-settings (peak LR, …), i.e. the loss of a schedule re-tuned for every horizon (ALGORITHMS-NOTES
+settings (peak LR, …), i.e. the loss of a schedule re-tuned for every horizon (docs/equations.md
 §8.3: fit end-points, never a single run's intermediate points).
 """
 

@@ -18,7 +18,7 @@ __all__ = [
     "wsd",
 ]
 
-# Luo et al. 2025, published 400M fit (README table, ALGORITHMS-NOTES §7.2); raw LRs.
+# Luo et al. 2025, published 400M fit (README table, docs/equations.md §7.2); raw LRs.
 MPL_400M = {
     "L0": 2.375,
     "A": 0.654,

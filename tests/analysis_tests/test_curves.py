@@ -15,7 +15,7 @@ from analysis.curves import (
 )
 
 T, WARMUP, PEAK = 6000, 300, 3e-4  # raw LRs, as in both papers (parameters depend on units)
-# Luo et al. 2025, published 400M fit (README table, NOTES §7.2)
+# Luo et al. 2025, published 400M fit (README table, docs/equations.md §7.2)
 MPL_400M = {
     "L0": 2.375,
     "A": 0.654,
@@ -147,7 +147,7 @@ def test_annealing_area_closed_form_equals_recursion():
 
 
 def test_annealing_area_without_momentum_is_the_lr_decrease():
-    # λ → 0: S2(s) = η_peak − η_s after warmup (NOTES §7.1)
+    # λ → 0: S2(s) = η_peak − η_s after warmup (docs/equations.md §7.1)
     lr = cosine()
     _, s2 = annealing_areas(lr, 1e-12)
     np.testing.assert_allclose(s2[WARMUP:], PEAK - lr[WARMUP:], atol=1e-15)

@@ -1,4 +1,4 @@
-"""The analysis package imports neither ray nor torch (DESIGN.md: dependency direction)."""
+"""The analysis package imports neither ray nor torch (docs/design.md §2: dependency direction)."""
 
 from __future__ import annotations
 

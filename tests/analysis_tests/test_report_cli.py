@@ -38,7 +38,7 @@ def test_lr_sequences_are_rebuilt_exactly_from_the_schedule():
     )  # fmt: skip
     seqs = LRSequences(fl)
     t = np.arange(200)
-    # cosine (ALGORITHMS §1): warmup (t + 1)/W, then f + (1 − f)(1 + cos(π p))/2, p = (t − W)/(T − W)
+    # cosine (docs/equations.md §5.3): warmup (t + 1)/W, then f + (1 − f)(1 + cos(π p))/2, p = (t − W)/(T − W)
     p = (t - W) / (200 - W)
     want = 0.01 * np.where(t < W, (t + 1) / W, 0.1 + 0.9 * (1 + np.cos(np.pi * p)) / 2)
     np.testing.assert_allclose(seqs[("c", "L1", "main")], want, rtol=1e-12)

@@ -22,7 +22,7 @@ TRUE = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}
 # starts, as the Epoch notebook; benchmarks/chinchilla_fit.py --full): 1.0182740321579553e-3.
 # That run stops on scipy's default ftol ~1.4e-8 (relative) above the optimum; polishing its
 # result with the exact gradient (L-BFGS-B ftol=0, then Nelder-Mead, then trust-constr) gives
-# 1.018274017800601e-3, the value ALGORITHMS §4 rounds to 1.01827e-3.
+# 1.018274017800601e-3, the value docs/equations.md §8.2 rounds to 1.01827e-3.
 PLAIN_GRID_OBJECTIVE = 1.0182740321579553e-3
 OPTIMUM_OBJECTIVE = 1.018274017800601e-3
 
@@ -77,7 +77,7 @@ def test_epoch_replication_on_real_data():
     # The same optimum as the plain grid method, to 1e-9 relative (it is never worse).
     assert fit.objective == pytest.approx(OPTIMUM_OBJECTIVE, rel=1e-9)
     assert fit.objective <= PLAIN_GRID_OBJECTIVE * (1 + 1e-9)
-    assert abs(fit.objective - 1.01827e-3) < 5e-9  # the 6 digits ALGORITHMS §4 quotes
+    assert abs(fit.objective - 1.01827e-3) < 5e-9  # the 6 digits docs/equations.md §8.2 quotes
     # The plain grid's parameters: 1e-3 relative on E, alpha, beta; 2 % on A, B (the objective
     # is flat along A/B, so the stopping point of the plain method moves them most).
     assert fit.E == pytest.approx(1.8172, rel=1e-3)
@@ -99,7 +99,7 @@ def test_compute_optimal_allocation_satisfies_the_budget_and_exponents():
     fit = ChinchillaFit(
         E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, objective=0.0, n_points=0, start={}
     )
-    assert fit.n_opt_exponent == pytest.approx(0.28 / 0.62)  # ≈ 0.46 (NOTES §8.1)
+    assert fit.n_opt_exponent == pytest.approx(0.28 / 0.62)  # ≈ 0.46 (docs/equations.md §8.1)
     assert fit.d_opt_exponent == pytest.approx(0.34 / 0.62)  # ≈ 0.54
     c = np.array([1e21, 1e23])
     n_opt, d_opt = fit.optimal_allocation(c)

@@ -157,7 +157,7 @@ class RayNode:
 class LocalRayCluster:
     """A head (``head_cpus`` CPUs) and ``workers`` worker nodes of ``cpus_per_worker`` CPUs.
 
-    ``base_dir`` must be short (AF_UNIX paths under ~107 bytes, PLATFORM-NOTES.md). ``env`` is
+    ``base_dir`` must be short (AF_UNIX paths under ~107 bytes, docs/platform.md §1). ``env`` is
     what a driver or a child process needs to join: loopback settings and the cluster token.
     """
 

@@ -16,8 +16,8 @@ def brute_force_minimum(spec) -> int:
     """The fewest optimizer steps answering every setting x horizon, counted independently of the
     planner: each setting x horizon run is a set of (trajectory, update) identities — two runs
     share an update when the same model, data, optimizer and LR history produce it — and the
-    minimum is the size of their union (ALGORITHMS.md §1 for the decay start). Each run is a few
-    intervals of updates per trajectory; the union is counted per trajectory."""
+    minimum is the size of their union (docs/equations.md §5.5 for the decay start). Each run is a
+    few intervals of updates per trajectory; the union is counted per trajectory."""
     spans: dict[tuple, list[tuple[int, int]]] = {}
     for s in expand_settings(spec):
         t = s.trial

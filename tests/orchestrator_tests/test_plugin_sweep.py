@@ -27,7 +27,7 @@ from trials.lineage import _averagers, _build, _evaluate, _train_step, _update_a
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "plugin_workload"
-DOCS = ROOT / "docs" / "workloads.md"
+DOCS = ROOT / "docs/workloads.md"
 
 
 # One interpreter, one embedded Ray: `lrsweep run` on the example package's sweep, `lrsweep report`

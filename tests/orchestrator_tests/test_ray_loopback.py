@@ -1,4 +1,4 @@
-"""Ray must stay on 127.0.0.1 (PLATFORM-NOTES.md): every listener of an embedded Ray is loopback.
+"""Ray must stay on 127.0.0.1 (docs/platform.md §1): every listener of an embedded Ray is loopback.
 
 Listeners are read from /proc (sockets owned by the driver and every descendant process), so
 the check needs no extra package and sees every Ray daemon and worker.

@@ -1,6 +1,6 @@
 """The workload catalog's accounting against built models: the parameter count N of a size
 (:func:`trials.catalog.gpt_param_count`) and the activation memory of a training step
-(:func:`trials.catalog.gpt_activation_bytes`), and the README tables written from the catalogs."""
+(:func:`trials.catalog.gpt_activation_bytes`), and the documentation tables written from the catalogs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from trials.catalog import CHAR_VOCAB, GPT_SIZES, gpt_activation_bytes, gpt_param_count
-from trials.catalog.tables import TABLES
+from trials.catalog.tables import DOCUMENTS, TABLES
 from trials.workloads import build_workload
 from trials.workloads.gpt import GPT, GPTConfig
 
-README = Path(__file__).resolve().parents[2] / "examples" / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------- N
@@ -116,7 +116,9 @@ def test_activation_estimate_by_hand() -> None:
 
 
 # ---------------------------------------------------------------------------------- README
+@pytest.mark.parametrize("document", DOCUMENTS)
 @pytest.mark.parametrize("kind", sorted(TABLES))
-def test_the_readme_tables_are_the_catalogs(kind: str) -> None:
-    """examples/README.md holds each table exactly as ``python -m trials.catalog`` prints it."""
-    assert TABLES[kind]() in README.read_text(), "regenerate: python -m trials.catalog --update examples/README.md"
+def test_the_readme_tables_are_the_catalogs(kind: str, document: str) -> None:
+    """examples/README.md and docs/sweep-file.md hold each table exactly as
+    ``python -m trials.catalog`` prints it."""
+    assert TABLES[kind]() in (ROOT / document).read_text(), "regenerate: python -m trials.catalog --update"

@@ -108,7 +108,7 @@ def test_schedule_free_reports_x_and_averages_of_x():
 
 def reference_wsd_run(spec, horizon: int, cooldown: float) -> dict[tuple[int, str], float]:
     """An independent WSD run straight to ``horizon``: no trunk, no fork, no checkpoint; the
-    multiplier from ALGORITHMS.md §1 written out here."""
+    multiplier from docs/equations.md §5.5 written out here."""
     c = _build(spec)
     averagers = _averagers(c, spec, [a.key for a in spec.averagers if a.eval_at is None])
     start = max(spec.warmup, horizon - round(cooldown * horizon))

@@ -1,9 +1,9 @@
-"""The theory testbed reproduces its theory (ALGORITHMS.md §5, NOTES §5.7; Meterez et al., arXiv 2602.03702).
+"""The theory testbed reproduces its theory (docs/equations.md §10, §5.7; Meterez et al., arXiv 2602.03702).
 
 Power-law linear regression, spectrum ``lambda_i = i^-a`` (capacity a), target
 ``lambda_i w*_i^2 = i^-b`` (source b), label noise sigma, one-pass SGD with
 ``eta_t = eta (1 + t/t0)^-kappa`` and the uniform average of the iterates. The derivation in
-NOTES §5.7 splits the averaged risk into
+docs/equations.md §5.7 splits the averaged risk into
 
     bias     ~ t^-((1 - kappa)(b - 1)/a)     (the noiseless risk)
     variance ~ t^-(1 - (1 - kappa)/a)         (risk(sigma) - risk(0): exact, the recursion is

@@ -1,11 +1,12 @@
 """Schedule-free AdamW/SGD against their references, step by step.
 
-References: the PyPI ``schedulefree`` 1.4.1 package (pinned in pyproject, ALGORITHMS-NOTES §1.9)
+References: the PyPI ``schedulefree`` 1.4.1 package (pinned in pyproject, docs/equations.md §1.7)
 and our own three-sequence twins in ``trials.optimizers._reference``. Both are driven with
 identical gradients. Against 1.4.1 the match is bit for bit (same operations in the same order;
 inner momentum and refined SF: test_optimizers_sf_adamw_variants.py); against the
 three-sequence twins the tolerance is rtol 1e-5, atol 1e-6 in float32, the one the reference
-repository's own equivalence tests use (NOTES §1.3). Resuming from a state dict is bit-exact.
+repository's own equivalence tests use (docs/equations.md §1.3). Resuming from a state dict is
+bit-exact.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def drive(
     """Step both with identical gradients; compare y every step, x and the state every ``eval_every``.
 
     ``lr_cut=(step, factor)`` multiplies every group's lr from that step on, as an external
-    schedule would: the averaging weights must keep using the running max lr (NOTES §1.2).
+    schedule would: the averaging weights must keep using the running max lr
+    (docs/equations.md §1.2).
     """
     for t in range(start, start + steps):
         if lr_cut is not None and t == lr_cut[0]:
@@ -233,7 +235,7 @@ def test_three_sequence_reference_matches_the_package_reference():
     ("warmup", "r", "power"), [(0, 0.0, 2.0), (8, 0.0, 2.0), (5, 1.5, 2.0), (5, 0.0, 0.0)]
 )
 def test_x_is_the_weighted_average_of_z(warmup, r, power):
-    """x_t = sum_k w_k z_{k+1} / sum_k w_k with w_k = (k+1)^r lr_max,k^p (NOTES §1.2), computed here."""
+    """x_t = sum_k w_k z_{k+1} / sum_k w_k with w_k = (k+1)^r lr_max,k^p (docs/equations.md §1.2), computed here."""
     params = make_params(4)
     lr = 0.2
     opt = ScheduleFreeSGD(
@@ -255,7 +257,7 @@ def test_x_is_the_weighted_average_of_z(warmup, r, power):
 
 
 def test_first_step_puts_x_y_z_at_the_same_point():
-    """c = 1 at the first step, so x_1 = z_1 and y_1 = z_1 (NOTES §1.2)."""
+    """c = 1 at the first step, so x_1 = z_1 and y_1 = z_1 (docs/equations.md §1.2)."""
     params = make_params(5)
     opt = ScheduleFreeAdamW(params, lr=0.1, warmup_steps=3)
     opt.train()

@@ -14,7 +14,7 @@ Per optimizer, on a tiny char-GPT (embedding, hidden matrices, norms, biases, he
   ``train()``; the others have no mode switch;
 - bad hyperparameters fail ``build_optimizer`` with a ``ConfigError`` naming the argument.
 
-Tolerances: rtol 1e-5 / atol 1e-6 (the schedule_free repository's own, ALGORITHMS-NOTES §1.3) for
+Tolerances: rtol 1e-5 / atol 1e-6 (the schedule_free repository's own, docs/equations.md §1.3) for
 the Adam/SGD family; the Newton–Schulz family's twins run the polar iteration in float64 against
 the fast float32 one: rtol 1e-4 / atol 1e-6 there (checked: a twin with the wrong shape factor,
 the decay at y instead of z or beta2 of the row moment off by 0.01 falls outside).

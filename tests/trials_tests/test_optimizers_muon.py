@@ -22,7 +22,7 @@ from trials.optimizers import NS_COEFFICIENTS, Muon, newton_schulz
 
 
 def reference_muon_step(w, g, m, *, lr, mu, wd, nesterov=True):
-    """Muon from the equations (ALGORITHMS.md §2), float64, one matrix: returns (w, m)."""
+    """Muon from the equations (docs/equations.md §4.1), float64, one matrix: returns (w, m)."""
     w, g, m = w.double(), g.double(), m.double()
     m = mu * m + (1 - mu) * g
     u = (1 - mu) * g + mu * m if nesterov else m

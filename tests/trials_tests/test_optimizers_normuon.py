@@ -2,7 +2,7 @@
 
 - bfloat16 Newton–Schulz: bit for bit against ``zichongli5/NorMuon``'s
   ``SingleDeviceNorMuonWithAuxAdam`` in the two configurations it runs in (float32 parameters at
-  commit 5320abe, bfloat16 parameters at HEAD d45c9a4; tests/data/optimizers/README.md). Its
+  commit 5320abe, bfloat16 parameters at HEAD d45c9a4; tests/data/README.md). Its
   AdamW groups agree to float32 rounding (theirs lerps the second moment, ours multiplies and
   adds, as torch's AdamW does): atol 1e-8 on O(1) weights.
 - float32 Newton–Schulz: against the twin in ``trials.optimizers._reference_spectral`` (float64

@@ -1,7 +1,7 @@
 """SF-AdamW's variants: ``inner_momentum`` (reference git HEAD) and refined Schedule-Free.
 
 - inner momentum: bit for bit against ``AdamWScheduleFree(inner_momentum=0.9)`` at the reference's
-  git HEAD (a known-answer fixture, tests/data/optimizers/README.md; PyPI 1.4.1 lacks the option),
+  git HEAD (a known-answer fixture, tests/data/README.md; PyPI 1.4.1 lacks the option),
   and a two-step closed form;
 - refined SF (Song et al. 2025): ``C = 1/(1 - beta1)`` is vanilla SF bit for bit, also in float64;
   a huge ``C`` clamps the averaging weight at 1 (x = z).

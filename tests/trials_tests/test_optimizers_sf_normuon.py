@@ -3,7 +3,7 @@
 The hand examples use a 1 × 1 matrix in float64 with ``lr_convention="rms_0.2"`` and ``eps=0``:
 then the NorMuon direction is exactly ``D = 0.2 · sign(m)`` (Newton–Schulz keeps the sign, the
 row normalisation and the RMS rescaling remove the magnitude), so every number below follows
-from the schedule-free equations by hand (ALGORITHMS-NOTES §3.2).
+from the schedule-free equations by hand (docs/equations.md §3.2).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """ScheduleFree+ against the authors' reference class (known-answer fixture), by hand, and its API.
 
 Fixture: ``AdamCScheduleFreePlusPaper`` at facebookresearch/schedule_free git HEAD run on a tiny
-least-squares problem (tests/data/optimizers/README.md); the loss and gradients it saw are fed to
+least-squares problem (tests/data/README.md); the loss and gradients it saw are fed to
 ours, so every step is compared on the same inputs. Tolerance: rtol 1e-5, atol 1e-6 (the
-repository's own for in-place vs explicit forms, ALGORITHMS-NOTES §1.3); ours keeps only z and
+repository's own for in-place vs explicit forms, docs/equations.md §1.3); ours keeps only z and
 recovers x from y, the reference stores x, y and z.
 """
 
@@ -73,7 +73,7 @@ def test_matches_the_reference_class_step_by_step(case):
 def test_two_polyak_steps_by_hand():
     """From a loaded state y = 1, z = 2 (x = 0 with beta = 0.5), k = 1, Σw = 10, lr_max = 1,
     ê_0 = 2; lr = 1, Adam betas (0.5, 0.5), polyak_beta = 0.5, lambda = 0.1, eps = 1e-12.
-    Every line is NOTES §3.1 with these numbers; ê is fed back bias-corrected, as the reference does."""
+    Every line is docs/equations.md §3.1 with these numbers; ê is fed back bias-corrected, as the reference does."""
     p = torch.nn.Parameter(torch.ones(1, dtype=F64))
     opt = ScheduleFreePlus(
         [p], lr=1.0, betas=(0.5, 0.5), sf_beta1=0.5, eps=1e-12, weight_decay=0.1, polyak_beta=0.5

@@ -1,4 +1,4 @@
-"""``trials`` never imports ray (DESIGN.md: dependency direction; one lineage runs with no Ray).
+"""``trials`` never imports ray (docs/design.md §2: dependency direction; one lineage runs with no Ray).
 
 Checked in a fresh interpreter: every module of the package, ``trials.optimizers`` and
 ``trials.lineage`` among them, leaves ``ray`` out of ``sys.modules``.

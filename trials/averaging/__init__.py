@@ -1,4 +1,4 @@
-"""Weight averagers that ride along one lineage (ALGORITHMS.md §3, NOTES §6).
+"""Weight averagers that ride along one lineage (docs/equations.md §6).
 
 >>> import torch
 >>> w = [torch.zeros(3)]

@@ -5,7 +5,7 @@ updates completed, so the first call is ``update(1, ...)`` with the weights that
 (the initial weights, step 0, are never averaged). ``count`` is the number of iterates (LAWA:
 snapshots) an averager has absorbed so far. Averagers never allocate per step: the first update
 clones the iterate (warm start), later updates are one fused ``torch._foreach_*`` call over the
-whole parameter list (ALGORITHMS.md §3).
+whole parameter list (docs/equations.md §6).
 
 An averager holds hyperparameters (validated in ``__post_init__``, raising :class:`ConfigError`)
 and its state; it does not know the parameters it averages. :class:`AveragerSet` owns those,

@@ -8,7 +8,7 @@ parameters are then copied once per step into a staging buffer that every averag
 
 Per step the cost is one fused ``torch._foreach_*`` call per active averager (plus one
 ``_foreach_copy_`` into the staging buffer when storage differs from the parameters) and no
-Python loop over tensors (PLATFORM-NOTES: ``_foreach_lerp_`` ≈ 0.16 ms per averager on 0.85M params).
+Python loop over tensors (docs/platform.md §3: ``_foreach_lerp_`` ≈ 0.16 ms per averager on 0.85M params).
 """
 
 from __future__ import annotations

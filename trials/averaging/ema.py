@@ -1,4 +1,4 @@
-"""Exponential moving average with a half-life (ALGORITHMS.md §3; NOTES §6.1 and §5.7).
+"""Exponential moving average with a half-life (docs/equations.md §6.1 and §5.7).
 
 Two forms, chosen by ``half_life``:
 
@@ -9,8 +9,9 @@ Two forms, chosen by ``half_life``:
   ``half_life * step``: a fixed fraction of training so far (``half_life = 0.04`` is EMA-25).
 
 Update: ``a_t = delta_t a_{t-1} + (1 - delta_t) theta_t``. **Warm start**: the first iterate the
-averager sees is copied, ``a_1 = theta_1`` (NOTES §6.1 (i)); no zero start, no debiasing. With a
-fixed ``delta`` this gives ``a_T = delta^(T-1) theta_1 + (1 - delta) sum_{s=2..T} delta^(T-s) theta_s``.
+averager sees is copied, ``a_1 = theta_1`` (docs/equations.md §6.1); no zero start, no debiasing.
+With a fixed ``delta`` this gives
+``a_T = delta^(T-1) theta_1 + (1 - delta) sum_{s=2..T} delta^(T-s) theta_s``.
 """
 
 from __future__ import annotations

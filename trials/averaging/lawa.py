@@ -1,10 +1,10 @@
-"""LAWA, latest weight averaging (Kaddour 2022; Sanyal et al. 2023; ALGORITHMS.md §3, NOTES §6.3).
+"""LAWA, latest weight averaging (Kaddour 2022; Sanyal et al. 2023; docs/equations.md §6.3).
 
 A snapshot is taken after every ``every``-th update (steps ``every, 2 every, ...``) into a ring
 buffer of ``k`` copies; the average is the uniform mean of the snapshots in the buffer — the
 last ``k``, or all of them while fewer than ``k`` have been taken. The mean is computed from the
-buffer when read (no running sum, so no rounding drift: NOTES §6.3). Per step the cost is one
-``torch._foreach_copy_`` on snapshot steps and nothing otherwise.
+buffer when read (no running sum, so no rounding drift: docs/equations.md §6.3). Per step the cost
+is one ``torch._foreach_copy_`` on snapshot steps and nothing otherwise.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Polynomial-decay averaging (Shamir & Zhang 2013; ALGORITHMS.md §3, NOTES §6.4).
+"""Polynomial-decay averaging (Shamir & Zhang 2013; docs/equations.md §6.4).
 
 ``a <- (1 - w_t) a + w_t theta`` with ``w_t = (q + 1)/(t + q + 1)``, where ``t`` is the number of
 iterates already absorbed (``count``): the first update has ``t = 0``, ``w = 1`` and copies theta.

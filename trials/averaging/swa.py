@@ -1,5 +1,5 @@
 """Tail / stochastic weight averaging: the uniform mean of the iterates after a start step
-(Izmailov et al. 2018; ALGORITHMS.md §3, NOTES §6.2).
+(Izmailov et al. 2018; docs/equations.md §6.2).
 
 ``a <- a + (theta - a)/(n + 1)``, ``n`` the iterates absorbed so far. It takes the iterates after
 steps ``start + every, start + 2 every, ...``: the weights produced by the updates *after* step

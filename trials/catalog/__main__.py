@@ -1,17 +1,19 @@
 """``python -m trials.catalog [KIND ...]``: print the documentation tables (all by default);
-``python -m trials.catalog --update FILE``: rewrite them where FILE has them."""
+``python -m trials.catalog --update [FILE ...]``: rewrite them where each FILE has them (by
+default in every document of :data:`~trials.catalog.tables.DOCUMENTS`, from the repository root)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from trials.catalog.tables import TABLES, update_tables
+from trials.catalog.tables import DOCUMENTS, TABLES, update_tables
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--update"]:
-        for name in argv[1:]:
+        root = Path(__file__).resolve().parents[2]
+        for name in argv[1:] or [str(root / doc) for doc in DOCUMENTS]:
             path = Path(name)
             path.write_text(update_tables(path.read_text(encoding="utf-8")), encoding="utf-8")
         return 0

@@ -5,8 +5,8 @@ the parameters, ``warmup`` aside: the sweep's top-level ``warmup`` sets it);
 ``tests/trials_tests/test_catalog.py`` checks that the cards name the same fields with the same
 defaults and that every value a card accepts builds the schedule.
 
-Families (how the planner shares work, DESIGN.md): ``horizon-free`` schedules run once to the
-longest horizon; ``per-horizon`` ones once per horizon; ``wsd`` shares one constant trunk and
+Families (how the planner shares work, docs/design.md §4): ``horizon-free`` schedules run once to
+the longest horizon; ``per-horizon`` ones once per horizon; ``wsd`` shares one constant trunk and
 forks a cooldown branch per horizon.
 """
 

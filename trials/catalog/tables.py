@@ -1,9 +1,9 @@
-"""The key tables of ``examples/README.md``, written from the catalogs.
+"""The key tables of the sweep-file documentation (:data:`DOCUMENTS`), written from the catalogs.
 
-``python -m trials.catalog`` prints them and ``python -m trials.catalog --update
-examples/README.md`` rewrites them in place (each table is found by its header row); a test
-asserts the README holds each one verbatim, so the documentation cannot drift from what the
-spec accepts.
+``python -m trials.catalog`` prints them and ``python -m trials.catalog --update`` rewrites
+them in place in every document of :data:`DOCUMENTS` (each table is found by its header row); a
+test asserts each document holds each one verbatim, so the documentation cannot drift from what
+the spec accepts.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from trials.catalog.schedules import SCHEDULES
 from trials.catalog.workloads import GPT_SIZES, WORKLOADS, gpt_param_count
 
 __all__ = [
+    "DOCUMENTS",
     "TABLES",
     "averager_table",
     "optimizer_table",
@@ -23,6 +24,9 @@ __all__ = [
     "update_tables",
     "workload_table",
 ]
+
+# Documents holding every table, relative to the repository root.
+DOCUMENTS = ("examples/README.md", "docs/sweep-file.md")
 
 _LINEAGES = {
     "horizon-free": "1, to the longest horizon",

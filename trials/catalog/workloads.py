@@ -112,7 +112,7 @@ _CHAR_GPT = WorkloadCard(
     default_size="micro", named_sizes=GPT_SIZES,
 )
 _LINREG = WorkloadCard(
-    name="linreg", summary="power-law linear regression (ALGORITHMS.md §5), exact excess risk as eval loss",
+    name="linreg", summary="power-law linear regression (docs/equations.md §10), exact excess risk as eval loss",
     params=(
         Param(name="capacity", kind="float", default=2.0, bounds=Bounds(1, low_open=True), help="a: lambda_i = i^-a"),
         Param(name="source", kind="float", default=4.0, bounds=POSITIVE, help="b: lambda_i w*_i^2 = i^-b"),

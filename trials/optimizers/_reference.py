@@ -2,7 +2,7 @@
 
 They store ``x``, ``y`` and ``z`` explicitly and share no code with the fast classes, so a test
 that drives both with identical gradients checks the in-place algebra of
-:mod:`trials.optimizers._schedule_free` (ALGORITHMS.md §2, steps 1–6; NOTES §1.1–1.3)::
+:mod:`trials.optimizers._schedule_free` (docs/equations.md §1.1–1.3)::
 
     lr_k   = lr · min(1, (k + 1)/W);  lr_max = max(lr_max, lr_k)
     w_k    = (k + 1)^r · lr_max^p;    S += w_k;   c = w_k / S
@@ -13,7 +13,8 @@ that drives both with identical gradients checks the in-place algebra of
     x      ← (1 − c) x + c z
     y      ← beta x + (1 − beta) z;   the parameter holds y (train) or x (eval)
 
-They agree with the fast classes to rounding only (NOTES §1.3: rtol 1e-5, atol 1e-6 in fp32).
+They agree with the fast classes to rounding only (docs/equations.md §1.3: rtol 1e-5, atol 1e-6 in
+fp32).
 """
 
 from __future__ import annotations

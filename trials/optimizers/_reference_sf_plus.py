@@ -1,4 +1,4 @@
-"""Slow twin of ScheduleFree+ with explicit x, y, z, from ALGORITHMS-NOTES §3.1 (tests only).
+"""Slow twin of ScheduleFree+ with explicit x, y, z, from docs/equations.md §3.1 (tests only).
 
 Written as the equations read, out of place, with no code shared with
 :class:`trials.optimizers.ScheduleFreePlus` (which keeps only z and recovers x from y)::

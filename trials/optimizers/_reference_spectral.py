@@ -3,7 +3,7 @@
 They share no code with the fast classes: the polar factor is the plain quintic iteration in
 float64 (``X ← a X + b A X + c A² X`` on ``U / ||U||_F``), everything else is written out with
 out-of-place tensor algebra, and SF-NorMuon stores ``x``, ``y`` and ``z`` explicitly
-(ALGORITHMS.md §2; ALGORITHMS-NOTES §3.2, §4.1, §4.3). Group keys and state names are the fast
+(docs/equations.md §3.2, §4.1, §4.3). Group keys and state names are the fast
 classes', so a test can build a twin from a fast optimizer's ``param_groups``.
 """
 

@@ -1,5 +1,5 @@
 """What every schedule-free optimizer shares: the averaging weights, the in-place y/z update,
-and the ``train()``/``eval()`` mode switch (ALGORITHMS.md §2, ALGORITHMS-NOTES §1.2–1.4).
+and the ``train()``/``eval()`` mode switch (docs/equations.md §1.2–1.4).
 
 Three sequences per parameter (Defazio et al. 2024, "The Road Less Scheduled", arXiv 2405.15682):
 ``z`` the base iterate, ``x`` the weighted average of the z's (the evaluation point), ``y`` the
@@ -7,7 +7,7 @@ interpolation where gradients are taken. Memory-efficient form: the state holds 
 (plus the base method's buffers); the parameter holds ``y`` in train mode and ``x`` in eval mode;
 ``x`` is never stored. With ``y = (1 - beta) z + beta x`` and a base direction ``u`` the textbook
 step ``z' = z - lr u``, ``x' = (1 - c) x + c z'``, ``y' = (1 - beta) z' + beta x'`` becomes
-(NOTES §1.3, derived there)::
+(docs/equations.md §1.3, derived there)::
 
     y' = lerp(y, z, c) + lr (beta (1 - c) - 1) u
     z' = z - lr u
@@ -15,11 +15,11 @@ step ``z' = z - lr u``, ``x' = (1 - c) x + c z'``, ``y' = (1 - beta) z' + beta x
 Subclasses supply the interpolation ``beta`` of a group and the direction ``u`` (AdamW: the
 bias-corrected normalised gradient; SGD: the gradient; both plus ``weight_decay * y``).
 
-Mode discipline (NOTES §1.4, §9.1): the constructor leaves the optimizer in **eval** mode; call
-``train()`` before the first ``step()``. ``step()`` in eval mode raises. The mode flag is stored
-in every param group, so ``state_dict()`` records it: a checkpoint is consistent when the model
-weights were saved in the same mode as the optimizer (lrsweep's lineage loop saves in train mode,
-weights = ``y``, because an ``eval()``/``train()`` round trip is not bit-exact; see
+Mode discipline (docs/equations.md §1.4): the constructor leaves the optimizer in **eval** mode;
+call ``train()`` before the first ``step()``. ``step()`` in eval mode raises. The mode flag is
+stored in every param group, so ``state_dict()`` records it: a checkpoint is consistent when the
+model weights were saved in the same mode as the optimizer (lrsweep's lineage loop saves in train
+mode, weights = ``y``, because an ``eval()``/``train()`` round trip is not bit-exact; see
 :mod:`trials.checkpoint`). ``p.grad`` is left untouched (the reference package overwrites it).
 """
 
@@ -106,8 +106,9 @@ class ScheduleFreeOptimizer(ScheduleFreeModes):
         check_int("warmup_steps", defaults["warmup_steps"])
         check_number("r", defaults["r"], 0)
         check_number("weight_lr_power", defaults["weight_lr_power"], 0)
-        # Mutable scalars live in the param group so state_dict() round-trips them (NOTES §1.2).
-        # lr_max starts below any valid lr (lr >= 0), so the first step sets it.
+        # Mutable scalars live in the param group so state_dict() round-trips them
+        # (docs/equations.md §1.2). lr_max starts below any valid lr (lr >= 0), so the first step
+        # sets it.
         defaults.update(k=0, train_mode=False, weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0)
         super().__init__(params, defaults)
 
@@ -136,7 +137,8 @@ class ScheduleFreeOptimizer(ScheduleFreeModes):
 
     def _averaging_weight(self, group: dict[str, Any], k: int, lr_k: float) -> float:
         """c_{k+1}: the weight of z_{k+1} in x_{k+1}; advances ``lr_max`` and ``weight_sum``."""
-        # lr_max = max(lr_max, lr_k): a decaying external schedule does not down-weight (NOTES §1.2)
+        # lr_max = max(lr_max, lr_k): a decaying external schedule does not down-weight
+        # (docs/equations.md §1.2)
         lr_max = group["lr_max"] = max(group["lr_max"], lr_k)
         # w_k = (k + 1)^r · lr_max^p
         weight = ((k + 1) ** group["r"]) * (lr_max ** group["weight_lr_power"])

@@ -1,4 +1,4 @@
-"""Muon with an AdamW fallback in one optimizer (Keller Jordan 2024; ALGORITHMS.md §2, NOTES §4.1).
+"""Muon with an AdamW fallback in one optimizer (Keller Jordan 2024; docs/equations.md §4.1).
 
 Groups flagged ``use_muon=True`` (2-D hidden matrices only) get, per matrix ``W`` (rows × cols)::
 
@@ -9,14 +9,14 @@ Groups flagged ``use_muon=True`` (2-D hidden matrices only) get, per matrix ``W`
     W ← W - lr sqrt(max(1, rows/cols)) O     Keller's "original" shape factor
 
 (``torch.optim.Muon`` writes ``B ← mu B + g``; the factor ``1 - mu`` cancels in the NS
-normalisation up to its eps, NOTES §4.2.) Groups with ``use_muon=False`` (embeddings, the LM head,
-biases, gains) get bias-corrected AdamW with decoupled decay, Keller's ``MuonWithAuxAdam`` defaults:
-``lr 3e-4, betas (0.9, 0.95), eps 1e-10``. Pick the groups with
+normalisation up to its eps, docs/equations.md §4.2.) Groups with ``use_muon=False`` (embeddings,
+the LM head, biases, gains) get bias-corrected AdamW with decoupled decay, Keller's
+``MuonWithAuxAdam`` defaults: ``lr 3e-4, betas (0.9, 0.95), eps 1e-10``. Pick the groups with
 :func:`trials.optimizers.param_groups.split_muon_params`.
 
 Newton–Schulz (:mod:`trials.optimizers.newton_schulz`, ``torch.optim.Muon``'s fused form) runs in
-float32 on CPU (bfloat16 is emulated there and ~6x slower, PLATFORM-NOTES) and in bfloat16 on CUDA,
-as ``torch.optim.Muon`` does; ``ns_dtype`` overrides both.
+float32 on CPU (bfloat16 is emulated there and ~6x slower, docs/platform.md §3) and in bfloat16 on
+CUDA, as ``torch.optim.Muon`` does; ``ns_dtype`` overrides both.
 """
 
 from __future__ import annotations

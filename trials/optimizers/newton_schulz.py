@@ -1,7 +1,7 @@
 """Quintic Newton–Schulz orthogonalisation, shared by Muon, NorMuon and SF-NorMuon.
 
 Approximates the polar factor ``U Vᵀ`` of ``G = U S Vᵀ`` (Keller Jordan 2024, ``KellerJordan/Muon``
-``muon.py``; ALGORITHMS-NOTES §4.1)::
+``muon.py``; docs/equations.md §4.1)::
 
     X ← G / ||G||_F                    (transposed first if rows > cols: X Xᵀ is the small Gram)
     repeat: A = X Xᵀ;  B = b A + c A²;  X ← a X + B X          (a, b, c) = (3.4445, −4.7750, 2.0315)
@@ -46,7 +46,7 @@ def newton_schulz(
         g: a 2-D tensor.
         steps: Newton–Schulz iterations.
         dtype: iteration dtype; ``None``: bfloat16 on CUDA, float32 elsewhere (bfloat16 is
-            emulated on CPU and ~6x slower, PLATFORM-NOTES).
+            emulated on CPU and ~6x slower, docs/platform.md §3).
         eps: guard of the Frobenius norm in the normalisation.
         coefficients: ``(a, b, c)`` of ``X ← a X + b (X Xᵀ) X + c (X Xᵀ)² X``.
         form: ``"fused"`` or ``"keller"`` (module docstring).

@@ -1,7 +1,7 @@
 """NorMuon (Li et al. 2025, arXiv 2510.05491; code ``zichongli5/NorMuon`` ``normuon.py``).
 
 Muon's orthogonalised update gets a per-row (per output neuron) second moment, without bias
-correction (ALGORITHMS.md §2, ALGORITHMS-NOTES §4.3). Per matrix ``W`` (rows × cols)::
+correction (docs/equations.md §4.3). Per matrix ``W`` (rows × cols)::
 
     M ← mu M + (1 - mu) G;   U = (1 - mu) G + mu M  (Nesterov)  or  U = M
     O = NS5(U)                                    Keller's op order, in ``ns_dtype``

@@ -3,7 +3,7 @@
 - weight decay only on matrices (``ndim >= 2``), never on biases and norm gains;
 - the Muon family (Muon, NorMuon, SF-NorMuon) only on **hidden matrices**; embeddings, the
   output head, norms, biases and any other non-2-D tensor go to the AdamW fallback (Keller
-  Jordan's Muon README; ALGORITHMS-NOTES §4.1).
+  Jordan's Muon README; docs/equations.md §4.1).
 
 A tensor's role comes from the module that owns it and its shape (:func:`param_roles`):
 

@@ -1,14 +1,14 @@
 """Refined Schedule-Free AdamW (Song, Baek, Ahn, Yun 2025, "Through the River", arXiv 2507.09846).
 
 Vanilla SF's ``beta1`` both smooths the gradients seen at ``y`` and sets the width of the average
-``x``. The refined variant decouples the two with a constant ``C`` (ALGORITHMS.md §2, NOTES §2)::
+``x``. The refined variant decouples the two with a constant ``C`` (docs/equations.md §2)::
 
     c ← min(1, c_SF · (1 - beta1) · C)
 
 everything else as :class:`ScheduleFreeAdamW`. ``C = 1/(1 - beta1)`` is vanilla SF exactly; a
-larger ``C`` shortens the averaging window. The rule is from secondary sources (NOTES §10): the
-paper's default ``C`` is unverified, so ``C`` has no default here. Registered as
-``"sf_adamw_refined"`` (``C`` required there too).
+larger ``C`` shortens the averaging window. The rule is from secondary sources
+(docs/equations.md §9): the paper's default ``C`` is unverified, so ``C`` has no default here.
+Registered as ``"sf_adamw_refined"`` (``C`` required there too).
 
 Why ``C = 1/(1 - beta1)`` is bitwise vanilla: the factor is computed as ``(1 - beta1) * C`` first;
 for the usual beta1 that product rounds to exactly 1.0 in float64, and ``c_SF * 1.0 == c_SF`` and

@@ -1,21 +1,23 @@
-"""Schedule-Free AdamW (Defazio et al. 2024), written from ALGORITHMS.md §2 / NOTES §1.3.
+"""Schedule-Free AdamW (Defazio et al. 2024), written from docs/equations.md §1.3.
 
 The base direction is Adam's normalised gradient without a first moment, with the bias
-correction in the denominator (the ``schedulefree`` package's behaviour since v1.3, NOTES §1.8)
-and weight decay evaluated at ``y``::
+correction in the denominator (the ``schedulefree`` package's behaviour since v1.3,
+docs/equations.md §1.6) and weight decay evaluated at ``y``::
 
     v ← beta2 v + (1 - beta2) g²
     u = g / (sqrt(v / (1 - beta2^(k+1))) + eps) + lambda y
 
 With ``inner_momentum`` mu ≠ 0 (added to the reference at git HEAD ``43e5c2d``, not in PyPI
-1.4.1; NOTES §1.9) the numerator is Adam's bias-corrected first moment instead of ``g``::
+1.4.1; docs/equations.md §1.7) the numerator is Adam's bias-corrected first moment instead of
+``g``::
 
     m ← mu m + (1 - mu) g;   u = (m / (1 - mu^(k+1))) / (sqrt(v / (1 - beta2^(k+1))) + eps) + lambda y
 
 With ``inner_momentum=0`` (the default) it agrees bit for bit with ``schedulefree.AdamWScheduleFree``
 1.4.1 and allocates no first moment; with mu ≠ 0 it matches the HEAD class step by step
 (tests/trials_tests/test_optimizers.py, tests/data/optimizers). Unlike the reference, ``p.grad``
-is not overwritten (NOTES §1.3 pitfall), at the cost of one temporary per parameter per step.
+is not overwritten (docs/equations.md §1.3 pitfall), at the cost of one temporary per parameter per
+step.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SF-NorMuon (seed 003; Apte et al. 2026, "Anytime Training with Schedule-Free Spectral
 Optimization", arXiv 2605.23061): schedule-free averaging around the NorMuon direction.
 
-ALGORITHMS.md §2 and ALGORITHMS-NOTES §3.2. The rule is known only from a third-party rendering
+docs/equations.md §3.2. The rule is known only from a third-party rendering
 of the paper (no code was found), so **every open detail is an explicit option** here::
 
     y = (1 - beta1) z + beta1 x;     g = ∇L(y)                                 (param holds y)

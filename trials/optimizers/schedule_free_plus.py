@@ -2,7 +2,7 @@
 
 Reference: ``AdamCScheduleFreePlusPaper`` in facebookresearch/schedule_free at git HEAD
 (``schedulefree/adamc_schedulefree_plus_paper.py``, not in the PyPI 1.4.1 wheel); same keyword
-arguments and defaults. ALGORITHMS.md §2, ALGORITHMS-NOTES §3.1. Per step k (0-indexed)::
+arguments and defaults. docs/equations.md §3.1. Per step k (0-indexed)::
 
     beta_k = 1 − exp((1 − π) ln(1 − sf_beta1) + π ln(1 − sf_beta1_max)),  π = min(k / T_a, 1)
              (beta_k = sf_beta1 when sf_beta1_anneal_steps T_a = 0)

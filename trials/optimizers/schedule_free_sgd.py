@@ -1,4 +1,4 @@
-"""Schedule-Free SGD (Defazio et al. 2024; ALGORITHMS.md §2, NOTES §1.5).
+"""Schedule-Free SGD (Defazio et al. 2024; docs/equations.md §1.5).
 
 The base direction is the gradient plus weight decay evaluated at ``y``: ``u = g + lambda y``.
 ``momentum`` is the schedule-free interpolation ``y = (1 - momentum) z + momentum x``. Agrees with

@@ -4,7 +4,7 @@ Indexing (pinned by tests/trials_tests/test_schedules.py): ``step`` counts optim
 already taken, starting at 0, and ``multiplier(step, horizon)`` is the factor applied to the
 peak LR *for* the update made at that step. Warmup is linear and never zero:
 ``s(t) = (t + 1) / W`` for ``t < W`` (so ``s(W - 1) = 1``), as in the schedule_free package
-(ALGORITHMS.md §1). A horizon ``T`` means ``T`` updates, steps ``0 .. T - 1``.
+(docs/equations.md §5.1). A horizon ``T`` means ``T`` updates, steps ``0 .. T - 1``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Constant LR after a linear warmup (ALGORITHMS.md §1). Horizon-free."""
+"""Constant LR after a linear warmup (docs/equations.md §5.2). Horizon-free."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cosine decay to a final fraction of the peak (ALGORITHMS.md §1, NOTES §5.3). Horizon-dependent."""
+"""Cosine decay to a final fraction of the peak (docs/equations.md §5.3). Horizon-dependent."""
 
 from __future__ import annotations
 

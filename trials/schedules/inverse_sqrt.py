@@ -1,4 +1,4 @@
-"""Inverse square root after warmup (ALGORITHMS.md §1, NOTES §5.6). Horizon-free."""
+"""Inverse square root after warmup (docs/equations.md §5.6). Horizon-free."""
 
 from __future__ import annotations
 

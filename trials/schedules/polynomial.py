@@ -1,6 +1,6 @@
 """Horizon-free polynomial decay, the anytime schedule of Meterez et al. (arXiv 2602.03702).
 
-``s(t) = (1 + (t - W)/t0)^(-gamma)`` after warmup (ALGORITHMS.md §1): gamma = 0 is constant,
+``s(t) = (1 + (t - W)/t0)^(-gamma)`` after warmup (docs/equations.md §5.7): gamma = 0 is constant,
 gamma = 1/2 the offset inverse-sqrt. Pair it with weight averaging.
 """
 

@@ -1,4 +1,4 @@
-"""Warmup–stable–decay (Hägele et al. 2024, arXiv 2405.18392; ALGORITHMS.md §1, NOTES §5.5).
+"""Warmup–stable–decay (Hägele et al. 2024, arXiv 2405.18392; docs/equations.md §5.5).
 
 The stable phase is a constant-LR *trunk* shared by every horizon with the same warmup and
 peak LR; :meth:`WSD.decay_start` tells the planner where each horizon's cooldown forks off.

@@ -1,6 +1,6 @@
 """Over-parameterised linear regression with a power-law spectrum: the theory testbed.
 
-ALGORITHMS.md §5 (Meterez et al. 2026, arXiv 2602.03702). Features ``x ~ N(0, H)``,
+docs/equations.md §10 (Meterez et al. 2026, arXiv 2602.03702). Features ``x ~ N(0, H)``,
 ``H = diag(i^-a)``; target ``y = <w*, x> + sigma xi`` with ``lambda_i (w*_i)^2 = i^-b``; the
 model is one weight vector ``w`` started at 0. The eval loss is the *exact* excess population
 risk ``R(w) = 1/2 (w - w*)^T H (w - w*)`` (no sampling), so curves are noise-free and can be

@@ -1,7 +1,7 @@
 """Power-law linear regression: the problem instance and its exact expected-risk recursions
 (of the last SGD iterate, and of a running average of the iterates).
 
-ALGORITHMS.md §5 / ALGORITHMS-NOTES.md §5.7 (Meterez et al. 2026, arXiv 2602.03702, code
+docs/equations.md §10, §5.7 (Meterez et al. 2026, arXiv 2602.03702, code
 ``synthetics/figure3_exact_recursion.py``): ``H = diag(lambda_i)``, ``lambda_i = i^(-a)``;
 ``(w*_i)^2 = i^(-(b - a))`` so ``lambda_i (w*_i)^2 = i^(-b)``; ``w*_i > 0``; ``w_0 = 0``.
 """
@@ -35,7 +35,7 @@ def expected_risk_recursion(
 
         s_i <- (1 - 2 eta l_i + (1 + 1/B) eta^2 l_i^2) s_i + (eta^2 / B) l_i (sum_j l_j s_j + sigma^2)
 
-    which for ``B = 1`` is ALGORITHMS.md §5's recursion. ``R = 1/2 sum_i l_i s_i``.
+    which for ``B = 1`` is docs/equations.md §10's recursion. ``R = 1/2 sum_i l_i s_i``.
 
     Returns:
         float64 array of length ``len(lrs) + 1``; entry ``t`` is the risk after ``t`` updates.
