@@ -37,7 +37,7 @@ def throughput_summary(lineages: pd.DataFrame | None) -> dict[str, object] | Non
 
 
 def throughput_sentence(lineages: pd.DataFrame | None) -> str | None:
-    """E.g. ``throughput per lineage: 15.2k tokens/s, step time 212 ms (median), MFU n/a on cpu
+    """E.g. ``throughput per lineage: 15.2K tokens/s, step time 212 ms (median), MFU n/a on cpu
     (12 runs)``."""
     s = throughput_summary(lineages)
     if s is None:

@@ -21,7 +21,7 @@ def test_tokens_over_time_counts_a_shared_trunk_once_and_mfu_is_na_on_cpu():
     s = throughput_summary(frame())
     assert s == {"tokens_per_s": (3000.0 + 3000.0) / 4.0, "step_time_s": 0.2, "mfu": None, "runs": 2,
                  "devices": ["cpu"]}
-    assert throughput_sentence(frame()) == ("throughput per lineage: 1.5k tokens/s, step time 200 ms (median), "
+    assert throughput_sentence(frame()) == ("throughput per lineage: 1.5K tokens/s, step time 200 ms (median), "
                                             "MFU n/a on cpu (2 runs)")
 
 
