@@ -339,7 +339,7 @@ def test_render_plan_has_a_row_per_lineage_and_a_saving_footer() -> None:
     from rich.console import Console
 
     p = planned(schedules=WSD20, seeds=[0, 1])
-    table = render_plan(p)
+    table = render_plan(p, wide=True)  # full ids and branches (the default fits 100 columns)
     assert table.row_count == 2
     console = Console(width=250, record=True)
     console.print(table)

@@ -49,7 +49,7 @@ CASES = {
     "card_accepts_what_the_model_refuses": ("broken_plugins:CardTooWide", "sizes = [{ width = 4 }, { width = 3 }]",
                                             "workload.sizes[1]: plugin 'broken_plugins:CardTooWide': refuses {'vocab': 8, 'width': 3}, "
                                             "which its card accepts: ValueError: width must be even, got 3"),
-    "unknown_name": ("no_such_plugin", "", "workload.name must be one of ['char_gpt', 'linreg'], an installed plugin"),
+    "unknown_name": ("no_such_plugin", "", "workload.name must be one of ['char_gpt', 'linreg', 'llama'], an installed plugin"),
     # weights, gradients and SGD's state (4 * 72 * 3 = 864 bytes) fit in 1,500 bytes; with the
     # activations measured in the dry run (236 bytes a sample, batch 4) they do not
     "memory_with_measured_activations": ("broken_plugins:Good", "[resources]\nmemory_gb = 1.5e-6",
