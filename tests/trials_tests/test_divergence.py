@@ -301,12 +301,12 @@ def test_each_examples_training_settings_run_without_a_false_divergence(example)
     import torch
 
     from orchestrator.planner import plan
-    from orchestrator.spec import load_spec
+    from tests._examples import load_example  # prepares a small corpus where an example needs one
     from trials.lineage import run_lineage
 
     torch.set_num_threads(1)
     seen, statuses = set(), []
-    for spec in plan(load_spec(example)).lineages:
+    for spec in plan(load_example(example)).lineages:
         key = (spec.optimizer, spec.peak_lr, spec.rule, str(sorted(spec.optimizer_params.items())))
         if key in seen:
             continue
