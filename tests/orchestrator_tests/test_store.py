@@ -63,6 +63,8 @@ def run_row(lineage: str, branch: str, status: str = "completed", **overrides):
         seed=0, tokens_per_step=4096, max_step=200, status=status, error=None,
         wall_time_s=12.5, steps_trained=200, tokens_trained=819_200, flops_trained=1.2e13, replayed_steps=0,
         finished_at=dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+        train_time_s=10.0, step_time_s=0.05, tokens_per_s=81_920.0, mfu=None, device="cpu", workers=1,
+        precision="fp32",
     )  # fmt: skip
     row.update(overrides)
     return row
