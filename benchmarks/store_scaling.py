@@ -82,7 +82,8 @@ def _run_row(lineage: str) -> dict:
                optimizer="sgd", optimizer_params="{}", peak_lr=0.1, warmup=0, batch_size=4, seed=0,
                tokens_per_step=4, max_step=30, status="completed", error=None, wall_time_s=0.1,
                steps_trained=30, tokens_trained=120, flops_trained=1.0, replayed_steps=0,
-               finished_at=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+               finished_at=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc), train_time_s=None,
+               step_time_s=None, tokens_per_s=None, mfu=None, device=None, workers=None, precision=None)
     return {k: [v] for k, v in row.items()}
 
 
