@@ -3,8 +3,9 @@
 ``examples/plugin_workload`` (a separate package written from docs/workloads.md) is installed
 with pip into a folder of its own (offline: no build isolation, no dependencies), found through
 its entry point, swept under constant + WSD + cosine with two averagers by ``lrsweep run``, and
-reported by ``lrsweep report``; its WSD fork is compared bit for bit with a straight run. The
-docs page's own example (the ``package.module:Object`` spelling) runs as the page says.
+reported by ``lrsweep report``; its WSD fork is compared bit for bit with a straight run; a
+``[search]`` over it tunes the plugin like a built-in. The docs page's own example (the
+``package.module:Object`` spelling) runs as the page says.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ DOCS = ROOT / "docs/workloads.md"
 _RUNNER = """
 import contextlib, io, json, os, sys
 from orchestrator.cli import main
-spec, store, html, docs = sys.argv[1:5]
+spec, store, html, docs, search = sys.argv[1:6]
 out = {}
 for key, folder, argv in (("run", None, ["run", spec, "--store", store, "--quiet"]),
                           ("report", None, ["report", "markov-mlp", "--store", store, "-o", html]),
+                          ("search", None, ["run", search, "--store", store, "--quiet"]),
                           ("docs", docs, ["run", "bigram.toml", "--quiet"])):
     if folder:
         os.chdir(folder)
@@ -48,6 +50,21 @@ for key, folder, argv in (("run", None, ["run", spec, "--store", store, "--quiet
         rc = main(argv)
     out[key] = {"rc": rc, "stdout": buf.getvalue()}
 print(json.dumps(out))
+"""
+
+
+# A search over the plugin: three random trials of peak LR and WSD cooldown fraction, unstopped.
+SEARCH = """
+[search]
+n_trials = 3
+sampler = "random"
+seed = 1
+concurrency = 2
+stopping = "none"
+
+[search.space]
+lr = { low = 0.003, high = 0.03, log = true }
+"schedules.wsd.cooldown_fraction" = { low = 0.1, high = 0.5 }
 """
 
 
@@ -87,12 +104,15 @@ def swept(installed, tmp_path_factory) -> dict:
     (docs / "bigram.toml").write_text(sweep)
     spec = work / "sweep.toml"
     shutil.copy(EXAMPLE / "sweep.toml", spec)
+    search = work / "search.toml"
+    search.write_text(spec.read_text().replace('name = "markov-mlp"', 'name = "markov-mlp-search"') + SEARCH)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), str(docs)])}
     proc = subprocess.run([sys.executable, "-c", _RUNNER, str(spec), str(work / "store"), str(work / "r.html"),
-                           str(docs)], capture_output=True, text=True, timeout=900, env=env, cwd=work)
+                           str(docs), str(search)], capture_output=True, text=True, timeout=900, env=env, cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"spec": spec, "store": work / "store", "html": work / "r.html", "docs_dir": docs, **out}
+    return {"spec": spec, "search_spec": search, "store": work / "store", "html": work / "r.html", "docs_dir": docs,
+            **out}
 
 
 def test_the_installed_plugin_sweeps_like_a_built_in_workload(swept):
@@ -171,3 +191,28 @@ def test_the_docs_example_runs_as_written_with_a_dotted_name(swept):
     assert set(lineages["status"]) == {"completed"} and set(lineages["workload"]) == {"bigram:Bigram"}
     assert set(lineages["model_size"]) == {"small", "large"}
     assert set(lineages["branch"]) == {"trunk", "h=100/1-sqrt@80", "h=200/1-sqrt@160"}  # WSD forks of each trunk
+
+
+def test_a_search_tunes_the_plugin_like_a_built_in_workload(swept):
+    """``[search]`` over the plugin: each trial's sampled setting is trained through the plugin to
+    every horizon and stored once, under the schedule and peak LR the sampler chose."""
+    from orchestrator.search.study import open_studies
+
+    assert swept["search"]["rc"] == 0, swept["search"]
+    store = str(swept["store"])
+    (study,) = open_studies(load_spec(swept["search_spec"]), store).values()
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    fl = final_losses(store, "markov-mlp-search")
+    lineages = load_lineages(store, "markov-mlp-search")
+    assert set(lineages["workload"]) == {"markov_mlp"} and set(lineages["status"]) == {"completed"}
+    train = load_curve_rows(store, "markov-mlp-search", split="train")
+    assert not train.duplicated(["lineage_id", "branch", "step"]).any()
+    for t in trials:
+        mine = fl[fl["setting_id"].isin(t.user_attrs["lrsweep.setting_ids"]) & (fl["weights"] == "raw")]
+        (schedule,) = set(mine["schedule"])
+        # a trial picks one of the grid's schedules; the cooldown fraction is asked only for WSD
+        assert 0.003 <= t.params["lr"] <= 0.03 and set(mine["peak_lr"]) == {t.params["lr"]}
+        assert schedule in t.params["grid_point"]
+        assert ("schedules.wsd.cooldown_fraction" in t.params) == (schedule == "wsd")
+        assert set(mine["status"]) == {"completed"} and set(mine["horizon"]) == {40, 80}
