@@ -7,6 +7,10 @@ planned again, :func:`check_corpus_unchanged` compares the two: curves trained o
 must not be continued on another under the same sweep name, so a changed corpus is refused in
 one line (exit code 2) before anything is written or Ray starts. A corpus without a manifest has
 no hash and is not compared.
+
+:func:`workload_source` adds, for a plugin workload, the distribution and version that provided
+it (``Plan.to_dict()["workload_source"]``), so a stored sweep says which plugin code drew its
+curves.
 """
 
 from __future__ import annotations
@@ -16,13 +20,23 @@ from typing import Any
 
 from trials.errors import ConfigError
 
-__all__ = ["check_corpus_unchanged", "corpus_hash"]
+__all__ = ["check_corpus_unchanged", "corpus_hash", "workload_source"]
 
 
 def corpus_hash(spec: Any) -> str | None:
     """The content hash of the sweep's corpus, if it has a manifest."""
     facts = getattr(spec.workload, "corpus", None)
     return facts().content_hash if callable(facts) else None
+
+
+def workload_source(spec: Any) -> dict[str, str | None] | None:
+    """For a plugin workload, where it came from (``trials.workloads.plugin_loader.plugin_source``);
+    ``None`` for a built-in."""
+    from trials.workloads import WORKLOADS
+    from trials.workloads.plugin_loader import plugin_source
+
+    name = spec.workload.name
+    return None if name in WORKLOADS else {"name": name, **plugin_source(name)}
 
 
 def check_corpus_unchanged(spec: Any, store: Any) -> None:

@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.corpus_provenance import corpus_hash
+from orchestrator.corpus_provenance import corpus_hash, workload_source
 from orchestrator.spec import ModelSize, SweepSpec, spec_hash
 from trials.identity import TRUNK
 from trials.lineage_plan import Answer, AveragerPoint, PlanConfig, TrialSetting, plan_lineages
@@ -153,6 +153,7 @@ class Plan:
             })
         return {
             "sweep": self.spec.name, "spec_hash": self.spec_hash, "corpus_hash": corpus_hash(self.spec),
+            "workload_source": workload_source(self.spec),
             "horizon_unit": self.spec.horizons.unit,
             "lineages": rows,
             "planned_steps": self.planned_steps, "planned_tokens": self.planned_tokens,

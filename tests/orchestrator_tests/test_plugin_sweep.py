@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from orchestrator.planner import plan
-from orchestrator.query import final_losses, load_curve_rows, load_lineages, load_runs
+from orchestrator.query import final_losses, load_curve_rows, load_lineages, load_runs, load_sweeps
 from orchestrator.spec import load_spec
 from trials.lineage import _averagers, _build, _evaluate, _train_step, _update_averagers
 
@@ -138,6 +138,14 @@ def test_the_installed_plugin_sweeps_like_a_built_in_workload(swept):
     fl = final_losses(str(store), "markov-mlp")
     assert {"raw", "ema@0.1", "swa@0.5"} <= set(fl["weights"])
     assert set(fl["horizon"]) == {40, 80}
+    # the sweep's provenance names the distribution and version that provided the plugin
+    assert _stored_plan(store, "markov-mlp")["workload_source"] == {
+        "name": "markov_mlp", "distribution": "lrsweep-markov-mlp", "version": "0.1.0"}
+
+
+def _stored_plan(store, sweep: str) -> dict:
+    sweeps = load_sweeps(str(store)).set_index("sweep_id")
+    return json.loads(sweeps.loc[sweep, "plan_json"])
 
 
 def _straight_wsd(spec, horizon: int, fork: int) -> dict[tuple[int, str], float]:
@@ -191,6 +199,10 @@ def test_the_docs_example_runs_as_written_with_a_dotted_name(swept):
     assert set(lineages["status"]) == {"completed"} and set(lineages["workload"]) == {"bigram:Bigram"}
     assert set(lineages["model_size"]) == {"small", "large"}
     assert set(lineages["branch"]) == {"trunk", "h=100/1-sqrt@80", "h=200/1-sqrt@160"}  # WSD forks of each trunk
+    # a plugin from the user's own folder is recorded by that folder, with no distribution
+    source = _stored_plan(swept["docs_dir"] / "lrsweep-results", "bigram-demo")["workload_source"]
+    assert source == {"name": "bigram:Bigram", "distribution": None, "version": None,
+                      "path": str(swept["docs_dir"].resolve())}
 
 
 def test_a_search_tunes_the_plugin_like_a_built_in_workload(swept):

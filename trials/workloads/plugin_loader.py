@@ -19,14 +19,15 @@ from __future__ import annotations
 import importlib
 import sys
 import sysconfig
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, entry_points, packages_distributions, version
 from pathlib import Path
 from typing import Any
 
 from trials.catalog import WorkloadCard
 from trials.workloads.plugin import ENTRY_POINT_GROUP, REQUIRED_METHODS, PluginError
 
-__all__ = ["check_object", "import_root", "installed_plugins", "is_dotted", "load_plugin", "plugin_names_text"]
+__all__ = ["check_object", "import_root", "installed_plugins", "is_dotted", "load_plugin", "plugin_names_text",
+           "plugin_source"]
 
 _LOADED: dict[str, Any] = {}
 
@@ -148,3 +149,23 @@ def import_root(name: str) -> str | None:
     installed = {Path(p).resolve() for key, p in sysconfig.get_paths().items()
                  if key in ("stdlib", "platstdlib", "purelib", "platlib")}
     return None if root in installed else str(root)
+
+
+def plugin_source(name: str) -> dict[str, str | None]:
+    """Where plugin ``name`` came from, for the sweep's provenance: the installed distribution
+    that provides it and its version (an entry point's distribution; for a dotted name, the
+    distribution owning its top-level package), or ``None`` for both when it is imported from a
+    folder of the user's (``import_root``, then given as ``path``).
+    """
+    dist: str | None = None
+    if is_dotted(name):
+        top = name.partition(":")[0].split(".")[0]
+        owners = packages_distributions().get(top) or []
+        dist = owners[0] if len(owners) == 1 else None
+    else:
+        found = [ep for ep in _entry_points() if ep.name == name]
+        dist = found[0].dist.name if found and found[0].dist is not None else None
+    out: dict[str, str | None] = {"distribution": dist, "version": version(dist) if dist else None}
+    if dist is None:
+        out["path"] = import_root(name)
+    return out
