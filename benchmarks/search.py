@@ -23,6 +23,7 @@ the search tokens spent when one of its trials first came within 1% of it (``nul
     python benchmarks/search.py             # ~25 min on 2 busy cores; prints JSON
     python benchmarks/search.py --quick     # linreg only, a 5x5 grid, 12 trials
     python benchmarks/search.py --smoke     # linreg rows at toy sizes (the CI check)
+    python benchmarks/search.py --equal-budget   # only the equal-budget rows, both workloads
 """
 
 from __future__ import annotations
@@ -208,6 +209,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="linreg only, a 5x5 grid, 12 trials")
     ap.add_argument("--smoke", action="store_true", help="linreg rows at toy sizes (the CI check)")
+    ap.add_argument("--equal-budget", action="store_true",
+                    help="only the equal-budget rows (family grids, shared vs per-family studies)")
     args = ap.parse_args()
     import torch
 
@@ -225,9 +228,10 @@ def main() -> None:
                 cfg = {**cfg, "n_lr": 5, "n_gamma": 5, "n_trials": 12}
             if args.smoke:
                 cfg = {**cfg, "n_lr": 2, "n_gamma": 2, "n_trials": 2, "horizons": [4, 12]}
-            grid = run_grid(tmp, wl, cfg)
-            row = {"grid": grid}
-            for stopping in ("halving", "none"):
+            row: dict = {}
+            if not args.equal_budget:
+                row["grid"] = grid = run_grid(tmp, wl, cfg)
+            for stopping in () if args.equal_budget else ("halving", "none"):
                 s = run_search(tmp, wl, cfg, stopping, grid["best"])
                 s["tokens_vs_grid"] = round(s["tokens"] / grid["tokens"], 3)
                 s["lineages_vs_grid"] = round(s["lineages"] / grid["lineages"], 3)
@@ -240,6 +244,9 @@ def main() -> None:
             per["tokens_vs_shared"] = round(per["tokens"] / shared["tokens"], 3) if shared["tokens"] else None
             row["equal_budget"] = {"grid_best": target, "shared": shared, "per_family": per}
             result["workloads"][wl] = row
+        if args.equal_budget:
+            print(json.dumps(result, indent=2, default=str))
+            return
         lin = result["workloads"]["linreg"]["search_none"]
         per_trial_s = lin["wall_s"] / max(1, sum(lin["trials"].values()))
         ovh = sampler_overhead(tmp, n=4 if args.smoke else 30)
