@@ -165,6 +165,11 @@ def _search(r: dict) -> None:
     for stopping in ("search_halving", "search_none"):
         positive(row[stopping]["tokens_vs_grid"])
         positive(row[stopping]["best_vs_grid"])
+    equal = row["equal_budget"]
+    assert equal["shared"]["n_trials"] == equal["per_family"]["n_trials"]  # the same total budget
+    assert set(equal["per_family"]["families"]) == set(equal["grid_best"]) == {"polynomial", "wsd"}
+    # per family, its own study of n trials; both ways are judged against each family's grid
+    assert {row["trials"] for row in equal["per_family"]["families"].values()} == {equal["per_family"]["n_trials"] // 2}
     assert set(r["sampler_overhead_ms_per_trial"]) == {"tpe", "random", "cmaes", "gp", "nsga2"}
     for ms in r["sampler_overhead_ms_per_trial"].values():
         positive(ms)

@@ -311,8 +311,9 @@ def test_text_file_corpus(tmp_path):
     assert w.config.corpus == str(plain) and w.model.lm_head.out_features == len(a.chars)
 
 
-def test_missing_corpus_is_a_one_line_config_error(tmp_path):
-    missing = str(tmp_path / "nope.txt")
+def test_missing_corpus_is_a_one_line_config_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short path: a long one is cut in the middle of the message
+    missing = "nope.txt"
     with pytest.raises(ConfigError) as info:
         build_workload("char_gpt", seed=0, batch_size=1, corpus=missing)
     assert str(info.value) == f"workload.corpus must be an existing readable file, got {missing!r}"
