@@ -329,7 +329,10 @@ def run_lineage(
                          error=f"trunk diverged at step {at}, before the fork at {b.fork_step}")
         run.finish(r)
     if continued or stored.trunk_status is None:
-        status = "diverged" if diverged_at is not None else (stored.trunk_status or "completed")
+        # a stored divergence is a result and stays; any other stored status (``failed``: a crash,
+        # a full disk, a lost node) belonged to the attempt that wrote it, not to this run
+        kept = "diverged" if stored.trunk_status == "diverged" else None
+        status = "diverged" if diverged_at is not None else (kept or "completed")
         max_step = diverged_at + 1 if diverged_at is not None else max(spec.trunk_end, work.frontier)
         trunk = BranchResult(branch=TRUNK, parent=None, fork_step=None, horizons=spec.trunk_horizons,
                              max_step=max_step, status=status, steps_trained=max_step,
