@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_output(args.report)
 
     outcome = run_sweep(args.spec, store=args.store, address=args.address, force=args.force,
-                        progress=not args.quiet)
+                        progress=not args.quiet, init_store_in_nonempty_dir=args.init_store_in_nonempty_dir)
     print("\n".join(summary_lines(outcome)))
     if args.report:
         _report_one(outcome.store, outcome.sweep_id, args.report)
@@ -275,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="delete stored results the edited spec invalidates")
     sp.add_argument("--report", metavar="HTML", help="write the HTML report when the sweep finishes")
     sp.add_argument("-q", "--quiet", action="store_true", help="no live progress display")
+    sp.add_argument("--init-store-in-nonempty-dir", action="store_true",
+                    help="make the store in an existing non-empty folder that holds no store (refused otherwise)")
 
     sp = add("submit", cmd_submit, "Submit `lrsweep run SPEC` to a Ray cluster as a Ray Job.")
     sp.add_argument("spec", help=_SPEC_HELP)

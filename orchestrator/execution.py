@@ -102,8 +102,12 @@ def _delete_orphans(store: Any, sweep_id: str, orphans: dict[str, str], force: b
 def run_sweep(
     spec_path: str | os.PathLike[str], *, store: str | None = None, address: str | None = None,
     force: bool = False, progress: bool = True, max_concurrent: int | None = None,
+    init_store_in_nonempty_dir: bool = False,
 ) -> SweepOutcome:
-    """Plan and run a sweep file; rerunning it resumes or extends it. See the module docstring."""
+    """Plan and run a sweep file; rerunning it resumes or extends it. See the module docstring.
+
+    A store path that is an existing non-empty folder holding no store is refused before anything
+    is written (``ResultsStore.check_not_foreign``) unless ``init_store_in_nonempty_dir``."""
     from orchestrator.planner import settings_rows
     from orchestrator.spec import load_spec, spec_hash
     from orchestrator.store import ResultsStore
@@ -114,6 +118,8 @@ def run_sweep(
     check_local_gpus(spec, address)  # before anything is written or Ray starts
     store_root = resolve_store(spec, spec_path, store)  # Ray workers run in other directories
     results = ResultsStore(store_root)
+    results.init_in_nonempty_dir = init_store_in_nonempty_dir
+    results.check_not_foreign()
     sweep_id = spec.name
     if spec.search is not None:  # a changed search is refused before anything is written
         from orchestrator.search.study import check_studies

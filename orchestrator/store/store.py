@@ -58,6 +58,8 @@ class ResultsStore:
         self.root = root
         self.fs, self.base = _resolve(str(root), filesystem)
         self._marker_checked = False
+        # write into an existing non-empty folder that is not a store (``--init-store-in-nonempty-dir``)
+        self.init_in_nonempty_dir = False
 
     def __repr__(self) -> str:
         return f"ResultsStore({self.root!r})"
@@ -140,9 +142,29 @@ class ResultsStore:
         self._marker_checked = True
         return True
 
+    def check_not_foreign(self) -> None:
+        """Refuse to make a store of an existing, non-empty folder that holds no store: no
+        ``_lrsweep.json`` and none of the store's tables (a mistyped path, a home folder, ``/etc``),
+        unless ``init_in_nonempty_dir`` is set. Reads one listing; writes nothing."""
+        info = self.fs.get_file_info(self.base)
+        if info.type == pafs.FileType.NotFound:
+            return
+        if info.type != pafs.FileType.Directory:
+            raise StoreError(f"results store {self.root!r} exists and is not a folder")
+        if self.init_in_nonempty_dir or self._read_marker() is not None:
+            return
+        names = {i.base_name for i in self.fs.get_file_info(pafs.FileSelector(self.base))}
+        if names and not names & {*TABLES, "_checkpoints", "_search"}:
+            shown = ", ".join(sorted(names)[:3]) + (", …" if len(names) > 3 else "")
+            raise StoreError(
+                f"results store {self.root!r} is a non-empty folder that is not an lrsweep store (no "
+                f"{_layout.MARKER_NAME}; it holds {shown}): give a new or empty folder, or pass "
+                "--init-store-in-nonempty-dir to make it one")
+
     def _ensure_writable(self) -> None:
         if self._marker_checked:
             return
+        self.check_not_foreign()
         version = self._read_marker()
         if version is None:
             self.fs.create_dir(self.base, recursive=True)
