@@ -78,8 +78,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         check_output(args.report)
 
-    outcome = run_sweep(args.spec, store=args.store, address=args.address, force=args.force,
-                        progress=not args.quiet, init_store_in_nonempty_dir=args.init_store_in_nonempty_dir)
+    from orchestrator.signals import SweepInterrupted, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            outcome = run_sweep(args.spec, store=args.store, address=args.address, force=args.force,
+                                progress=not args.quiet,
+                                init_store_in_nonempty_dir=args.init_store_in_nonempty_dir)
+    except SweepInterrupted as exc:
+        print(f"lrsweep: interrupted by {exc.name}: what finished is stored, running lineages keep their "
+              f"last checkpoint; rerun `lrsweep run {args.spec}` to resume", file=sys.stderr)
+        return exc.exit_code
     print("\n".join(summary_lines(outcome)))
     if args.report:
         _report_one(outcome.store, outcome.sweep_id, args.report)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
+from orchestrator import signals
 from orchestrator.bundles import make_bundles
 from orchestrator.corpus_provenance import check_corpus_unchanged
 from orchestrator.local_gpus import check_local_gpus
@@ -252,6 +253,7 @@ def _run_on_tune(
 
     share_plugin_path(spec, address)
     init_ray(address)
+    signals.reinstall()  # ray.init replaced the SIGTERM handler
     resources = spec.resources
     cpu = float(resources.cpu)
     gpu = float(resources.gpu)
@@ -301,8 +303,12 @@ def _run_on_tune(
     )
     # Tune's result grid looks for the JSON/CSV logs we turned off; its warning is noise here.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    with display:
-        tuner.fit()
+    try:
+        with display:
+            tuner.fit()
+    finally:
+        signals.take_back()
+    signals.raise_if_interrupted()  # Tune stopped on a signal: nothing runs after it
     for lin in todo:  # anything Tune never reported done (e.g. interrupted) is left for a rerun
         statuses.setdefault(lin.lineage_id, "incomplete")
     return statuses, train_time[0], int(train_time[1])
@@ -363,6 +369,9 @@ class _ProgressMixin:
 
     def _live(self) -> Any:
         return _LIVE.get(self.token)
+
+    def setup(self, **info):  # noqa: ANN003 - Tune has installed its SIGINT handler by now
+        signals.hand_to_tune()
 
     def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
         live = self._live()

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is imported)
+from orchestrator import signals
 
 __all__ = ["SearchOutcome", "run_search", "searched_lineage_ids", "searched_settings_rows"]
 
@@ -167,6 +168,7 @@ def run_search(sweep: Any, *, store_root: str, grid_rows: list[dict[str, Any]], 
 
             share_plugin_path(sweep, address)
             init_ray(address)
+            signals.reinstall()  # ray.init replaced the SIGTERM handler
             w = int(resources.workers)  # data-parallel workers share the trial's bundle (orchestrator/execution.py)
             trainable = tune.with_resources(job_trainable, {"cpu": float(resources.cpu) * w,
                                                             "gpu": float(resources.gpu) * w})
@@ -180,10 +182,14 @@ def run_search(sweep: Any, *, store_root: str, grid_rows: list[dict[str, Any]], 
                     name=f"{sweep_id}{tag}-search-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
                     storage_path=tune_storage, storage_filesystem=results.fs,
                     failure_config=tune.FailureConfig(max_failures=int(resources.retries)),
-                    verbose=0, log_to_file=False),
+                    callbacks=[signals.tune_callback()], verbose=0, log_to_file=False),
             )
             logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-            tuner.fit()
+            try:
+                tuner.fit()
+            finally:
+                signals.take_back()
+            signals.raise_if_interrupted()  # stopped on a signal: no further study runs
             searcher.progress = None
             display.study(group, study_counts(searcher))
             write_settings()
