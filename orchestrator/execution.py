@@ -32,7 +32,7 @@ import orchestrator.ray_local  # noqa: F401  (pins Ray to loopback before ray is
 from orchestrator import signals
 from orchestrator.bundles import make_bundles
 from orchestrator.corpus_provenance import check_corpus_unchanged
-from orchestrator.local_gpus import check_local_gpus
+from orchestrator.local_gpus import check_local_cpus, check_local_gpus
 from orchestrator.progress import SweepProgress
 from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
 from trials.errors import ConfigError
@@ -117,6 +117,7 @@ def run_sweep(
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
     check_local_gpus(spec, address)  # before anything is written or Ray starts
+    check_local_cpus(spec, address)
     store_root = resolve_store(spec, spec_path, store)  # Ray workers run in other directories
     results = ResultsStore(store_root)
     results.init_in_nonempty_dir = init_store_in_nonempty_dir

@@ -69,6 +69,13 @@ def _grid_ratio(value: float) -> float:
     return value
 
 
+def _cpu_share(value: float) -> float:
+    """Ray counts resources in steps of 0.0001: a smaller or finer share cannot be scheduled."""
+    if value >= 1e-4 and math.isclose(value * 1e4, round(value * 1e4), rel_tol=0, abs_tol=1e-6):
+        return value
+    raise bad("", value, "a number of CPUs of at least 0.0001, in steps of 0.0001 (Ray's resource unit)")
+
+
 def _gpu_share(value: float) -> float:
     """0, a whole number of GPUs, or a fraction 1/k that packs k trials on one GPU."""
     if value == 0 or (value >= 1 and float(value).is_integer()):
@@ -83,7 +90,7 @@ class Resources(Model):
     :mod:`orchestrator.spec.budget`); not part of the sweep's identity, except ``workers``
     (``trials/identity.py``: N workers round differently from one)."""
 
-    cpu: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0  # per worker of a trial
+    cpu: Annotated[float, Field(gt=0, allow_inf_nan=False), AfterValidator(_cpu_share)] = 1.0  # per worker of a trial
     # per worker of a trial; 1/k packs k trials on one GPU (docs/gpus.md)
     gpu: Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_gpu_share)] = 0.0
     workers: PosInt = 1  # data-parallel workers per lineage, each with `cpu` and `gpu` (trials/data_parallel.py)

@@ -167,6 +167,33 @@ def test_lrsweep_run_refuses_a_gpu_the_local_ray_would_not_have(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
+
+@pytest.mark.parametrize(("cpu", "message"), [
+    ("4096", "resources.cpu must be at most what this machine has: 4096 per trial needs 4096 CPUs, the local Ray "
+             "has {have} (os.cpu_count())"),
+    ("1e-300", "resources.cpu must be a number of CPUs of at least 0.0001, in steps of 0.0001 (Ray's resource unit), "
+               "got 1e-300"),
+    ("0.00015", "resources.cpu must be a number of CPUs of at least 0.0001, in steps of 0.0001 (Ray's resource "
+                "unit), got 0.00015"),
+])
+def test_lrsweep_run_refuses_cpus_the_local_ray_cannot_schedule(tmp_path, cpu, message):
+    """More CPUs per trial than the embedded Ray has (it would wait forever), or a share finer
+    than Ray's resource unit: one line, exit 2, Ray not started, nothing written."""
+    import os
+
+    spec = tmp_path / "cpu.toml"
+    spec.write_text('name = "c"\nwarmup = 2\nbatch_size = 8\n[workload]\nname = "linreg"\nsizes = [{ dim = 10 }]\n'
+                    '[[optimizers]]\nname = "sgd"\nlr = [0.1]\n[[schedules]]\nname = "constant"\n'
+                    f'[horizons]\nsteps = [20]\n[resources]\ncpu = {cpu}\n')
+    out = subprocess.run([sys.executable, "-c", _RUN, str(spec)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stderr.strip().splitlines()
+    assert result == {"rc": 2, "ray": False}, out.stderr
+    assert len(lines) == 1 and message.format(have=os.cpu_count()) in lines[0], lines
+    assert not (tmp_path / "store").exists() and not (tmp_path / "lrsweep-results").exists()
+
+
 DP_SWEEP = """
 name = "dp"
 store = "{store}"
