@@ -31,6 +31,10 @@ def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
 
 @pytest.fixture
 def ray_cluster() -> Iterator[LocalRayCluster]:
+    import ray
+
+    if ray.is_initialized():  # an embedded Ray an earlier test of this process left up
+        ray.shutdown()
     base = Path(tempfile.mkdtemp(prefix="lrc-", dir="/tmp"))  # short: AF_UNIX path limit
     cluster = LocalRayCluster(base, workers=2, cpus_per_worker=1)
     try:
