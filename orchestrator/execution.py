@@ -34,6 +34,7 @@ from orchestrator.bundles import make_bundles
 from orchestrator.corpus_provenance import check_corpus_unchanged
 from orchestrator.local_gpus import check_local_cpus, check_local_gpus
 from orchestrator.progress import SweepProgress
+from orchestrator.store_location import DEFAULT_STORE, default_store, resolve_store  # noqa: F401 (this module's API)
 from orchestrator.stored import checkpoint_folder, checkpoints_of, stored_lineages
 from trials.errors import ConfigError
 from trials.lineage_spec import LineageSpec
@@ -201,36 +202,6 @@ def _record_failures(results: Any, sweep_id: str, the_plan: Any,
                            tokens_per_step=c.tokens_per_step)
         if rows:
             results.write_runs(sweep_id, rows)
-
-
-def _absolute(root: str) -> str:
-    if "://" in root:
-        return root
-    return str(Path(root).expanduser().resolve())
-
-
-DEFAULT_STORE = "./lrsweep-results"
-
-
-def default_store() -> str:
-    """The store of a command given none: ``LRSWEEP_STORE``, else ``./lrsweep-results``."""
-    return os.environ.get("LRSWEEP_STORE") or DEFAULT_STORE
-
-
-def resolve_store(spec: Any, spec_path: str | os.PathLike[str], override: str | None = None) -> str:
-    """Where a sweep's results go, the same for ``plan``, ``run`` and ``submit``: a URI as it is;
-    a relative ``store`` written in the spec relative to the spec file's folder (on whichever
-    machine runs the driver); a ``--store`` given on the command line, or the default when the
-    spec sets none (:func:`default_store`, as ``status``/``query``/``report`` use), relative to
-    the current folder."""
-    if override:
-        return _absolute(str(override))
-    if "store" not in spec.model_fields_set:
-        return _absolute(default_store())
-    root = str(spec.store)
-    if "://" in root or Path(root).expanduser().is_absolute():
-        return _absolute(root)
-    return str((Path(spec_path).resolve().parent / root).resolve())
 
 
 def _code_version() -> str:

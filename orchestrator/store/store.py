@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 from typing import Any
 
 import pyarrow as pa
@@ -16,30 +15,12 @@ import pyarrow.parquet as pq
 from . import _layout, compaction
 from ._coerce import Rows, to_arrow
 from .errors import StoreError
+from .location import check_not_foreign, resolve_root
 from .schema import CURVES, RUNS, SCHEMA_VERSION, SETTINGS, SWEEPS, TABLES, TableSpec
 
 __all__ = ["ResultsStore"]
 
 logger = logging.getLogger(__name__)
-
-
-def _resolve(root: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSystem, str]:
-    if filesystem is not None:
-        return filesystem, root.rstrip("/") or "/"
-    if "://" in root:
-        import urllib.parse
-
-        parts = urllib.parse.urlsplit(root)
-        if parts.username or parts.password:  # pyarrow would accept them, and pickle them into every job
-            safe = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or ""))
-            raise StoreError(f"store URI {safe!r} must not carry credentials; set them in the environment "
-                             "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the platform's role)")
-        try:
-            fs, path = pafs.FileSystem.from_uri(root)
-        except (pa.ArrowInvalid, ValueError) as exc:
-            raise StoreError(f"store root {root!r} is not a usable filesystem URI: {exc}") from None
-        return fs, path.rstrip("/") or "/"
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(root))
 
 
 class ResultsStore:
@@ -56,7 +37,7 @@ class ResultsStore:
 
     def __init__(self, root: str, *, filesystem: pafs.FileSystem | None = None) -> None:
         self.root = root
-        self.fs, self.base = _resolve(str(root), filesystem)
+        self.fs, self.base = resolve_root(str(root), filesystem)
         self._marker_checked = False
         # write into an existing non-empty folder that is not a store (``--init-store-in-nonempty-dir``)
         self.init_in_nonempty_dir = False
@@ -143,23 +124,9 @@ class ResultsStore:
         return True
 
     def check_not_foreign(self) -> None:
-        """Refuse to make a store of an existing, non-empty folder that holds no store: no
-        ``_lrsweep.json`` and none of the store's tables (a mistyped path, a home folder, ``/etc``),
-        unless ``init_in_nonempty_dir`` is set. Reads one listing; writes nothing."""
-        info = self.fs.get_file_info(self.base)
-        if info.type == pafs.FileType.NotFound:
-            return
-        if info.type != pafs.FileType.Directory:
-            raise StoreError(f"results store {self.root!r} exists and is not a folder")
-        if self.init_in_nonempty_dir or self._read_marker() is not None:
-            return
-        names = {i.base_name for i in self.fs.get_file_info(pafs.FileSelector(self.base))}
-        if names and not names & {*TABLES, "_checkpoints", "_search"}:
-            shown = ", ".join(sorted(names)[:3]) + (", …" if len(names) > 3 else "")
-            raise StoreError(
-                f"results store {self.root!r} is a non-empty folder that is not an lrsweep store (no "
-                f"{_layout.MARKER_NAME}; it holds {shown}): give a new or empty folder, or pass "
-                "--init-store-in-nonempty-dir to make it one")
+        """Refuse to make a store of an existing, non-empty folder that holds none
+        (:func:`~orchestrator.store.location.check_not_foreign`), unless ``init_in_nonempty_dir``."""
+        check_not_foreign(self.fs, self.base, self.root, allow=self.init_in_nonempty_dir)
 
     def _ensure_writable(self) -> None:
         if self._marker_checked:
