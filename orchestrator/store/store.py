@@ -131,9 +131,13 @@ class ResultsStore:
     def _ensure_writable(self) -> None:
         if self._marker_checked:
             return
-        self.check_not_foreign()
-        version = self._read_marker()
+        try:
+            version = self._read_marker()  # an existing store: one read, no listing
+        except StoreError:
+            self.check_not_foreign()  # a file where the folder should be says so
+            raise
         if version is None:
+            self.check_not_foreign()
             self.fs.create_dir(self.base, recursive=True)
             blob = json.dumps({"schema_version": SCHEMA_VERSION, "format": "lrsweep-results"})
             path = self._marker_path()
